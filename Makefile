@@ -38,7 +38,7 @@ test: $(STAMP)
 	  if [ "$$before" != "$$($(tree_hash))" ]; then echo "FAIL: nbdev_export changed seemore_nb/: export the notebooks and commit nbs/ and seemore_nb/ together"; exit 1; fi
 	@before=$$($(tree_hash)); $(BIN)/nbdev_clean; \
 	  if [ "$$before" != "$$($(tree_hash))" ]; then echo "FAIL: nbdev_clean changed notebooks: run nbdev_clean and commit the cleaned notebooks"; exit 1; fi
-	$(BIN)/nbdev_test --n_workers 2
+	OMP_NUM_THREADS=1 $(BIN)/nbdev_test --n_workers 2
 	$(BIN)/python -m pytest -q tests
 
 # Open the notebooks in JupyterLab from the same .venv (its kernel is registered by install).

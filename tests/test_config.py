@@ -9,7 +9,7 @@ from seemore_nb.config import ConfigError, load_config
 
 
 @pytest.mark.parametrize('override, message', [
-    ('train.epoch=3', "unknown config key 'train.epoch'. Valid keys in 'train': epochs, batch_size"),
+    ('train.epoch=3', "unknown config key 'train.epoch'. Valid keys in 'train': task, epochs, batch_size"),
     ('trian.epochs=3', "unknown config key 'trian'. Valid keys at the top level: profile, figures_dir, data"),
     ('train.epochs=ten', "config key 'train.epochs' expects int, got 'ten' (str)"),
     ('train.lr=fast', "config key 'train.lr' expects float, got 'fast' (str)"),

@@ -14,9 +14,11 @@ def test_reproduce_writes_the_figures_and_summary(tmp_path):
     proc = subprocess.run([str(script), '--config', 'smoke', '--figures-dir', str(tmp_path)],
                           capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert (tmp_path/'prices_overview.png').stat().st_size > 10_000
     summary = (tmp_path/'summary.md').read_text()
-    assert '`prices_overview.png` | `nbs/paper/10_prices_overview.ipynb`' in summary
+    for figure, notebook in [('prices_overview.png', '10_prices_overview'), ('spectrogram_gallery.png', '20_spectrogram_gallery'),
+                             ('classifier_curves.png', '30_classifier_curves'), ('timing_breakdown.png', '40_timing_breakdown')]:
+        assert (tmp_path/figure).stat().st_size > 10_000, figure
+        assert f'`{figure}` | `nbs/paper/{notebook}.ipynb`' in summary
     executed = ROOT/'runs'/'reproduce'/'smoke'/'10_prices_overview.ipynb'
     assert 'stand-in for ^VIX' in executed.read_text()       # the output says which volatility series was used
 

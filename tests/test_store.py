@@ -1,0 +1,128 @@
+"""Windows, labels, the split and the store: leakage, skip counting, reuse, corruption, both loaders."""
+import shutil
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from seemore_nb.config import load_config
+from seemore_nb.prices import StudyPrices, load_study_prices
+from seemore_nb.store import (EpochBatches, PerFileDataset, StoreDataset, StoreError, build_store, make_loader,
+                              open_store, tf_dataset)
+from seemore_nb.windows import make_windows
+
+
+@pytest.fixture(scope='module')
+def smoke(tmp_path_factory):
+    return load_config('smoke', [f'store.root={tmp_path_factory.mktemp("stores")}'])
+
+
+@pytest.fixture(scope='module')
+def store(smoke):
+    return open_store(build_store(smoke, progress=False), smoke)
+
+
+def _study(adj_close, calendar=None):
+    "A one-ticker study on a business-day calendar with the given Adj Close path."
+    n = len(adj_close)
+    calendar = calendar if calendar is not None else pd.bdate_range('2020-01-01', periods=n, name='date')
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({'open': adj_close, 'high': adj_close, 'low': adj_close, 'close': adj_close,
+                          'adj_close': adj_close, 'volume': rng.integers(1000, 2000, n).astype(float)}, index=calendar)
+    context = pd.DataFrame({'market': 100 + rng.normal(size=n).cumsum(), 'volatility': 20 + rng.random(n)}, index=calendar)
+    return StudyPrices({'X': frame}, context, calendar, pd.DataFrame(columns=['ticker', 'date', 'kind']), 'test', 'test')
+
+
+def test_label_crossing_a_power_of_ten_is_up():
+    "9.5 rising to 10.2 is up: the originals compared prices as text and called it down."
+    cfg = load_config('smoke', ['data.window=5', 'data.horizons=[1,2]', 'data.label_horizon=2', 'data.purge=2',
+                                'data.val_fraction=0.2', 'data.test_fraction=0.2'])
+    prices = np.r_[np.linspace(8, 9.5, 30), 9.8, 10.2, np.linspace(10.2, 12, 30)]
+    w = make_windows(_study(prices), cfg)
+    row = w.index[np.isclose(w.aligned['X']['adj_close'].to_numpy()[w.index['end_pos']], 9.5)].iloc[0]
+    assert row['up_2'] == 1 and row['label'] == 1 and row['ret_2'] == pytest.approx(10.2 / 9.5 - 1)
+
+
+def test_test_windows_never_overlap_a_training_span(smoke):
+    w = make_windows(load_study_prices(smoke), smoke)
+    span = smoke.data.window + max(smoke.data.horizons)               # 100 days: input plus horizon
+    train_end = w.index.loc[w.index.split == 'train', 'end_pos']
+    for part in ('val', 'test'):
+        start = w.index.loc[w.index.split == part, 'end_pos'] - smoke.data.window + 1
+        assert start.min() > train_end.max() + span - smoke.data.window, part
+    # no calendar day is shared between a test window's 80 input days and any training window's 100 days
+    train_days = set(np.concatenate([np.arange(e - smoke.data.window + 1, e + span - smoke.data.window + 1) for e in train_end]))
+    test_days = set(np.concatenate([np.arange(e - smoke.data.window + 1, e + 1) for e in w.index.loc[w.index.split == 'test', 'end_pos']]))
+    assert not train_days & test_days
+
+
+def test_every_skip_is_counted_by_reason(smoke):
+    study = load_study_prices(smoke)
+    prices = {t: f.copy() for t, f in study.prices.items()}
+    prices['AAPL'] = prices['AAPL'].drop(prices['AAPL'].index[200])            # a calendar gap
+    prices['MSFT'].iloc[400, prices['MSFT'].columns.get_loc('adj_close')] = np.nan  # a missing value
+    vol = prices['MSFT']['volume'].to_numpy().copy(); vol[600:700] = 1e6       # constant volume for 100 days
+    prices['MSFT']['volume'] = vol
+    m = make_windows(replace(study, prices=prices), smoke).manifest
+    assert m['skipped_by_ticker']['AAPL'] == {'calendar_gap': 100, 'missing_value': 0, 'constant': 0}
+    assert m['skipped_by_ticker']['MSFT']['missing_value'] == 100 and m['skipped_by_ticker']['MSFT']['constant'] == 21
+    assert m['candidates'] == m['kept'] + m['purged'] + sum(m['skipped'].values())
+
+
+def test_store_is_reused_and_shaped(store, smoke):
+    H = smoke.spectrogram.image_size
+    before = (store.folder/'stock.npy').stat().st_mtime_ns
+    assert build_store(smoke, progress=False) == store.folder
+    assert (store.folder/'stock.npy').stat().st_mtime_ns == before
+    assert store.manifest['samples'] == len(store) == store.stock.shape[0]
+    assert store.read(np.arange(5)).shape == (5, 12, H, H)
+
+
+def test_both_torch_loaders_give_the_same_n_c_h_w_batches(store, smoke):
+    H = smoke.spectrogram.image_size
+    store_ds, per_file_ds = StoreDataset(store, 'val'), PerFileDataset(store, 'val')
+    xs, ys = next(iter(make_loader(store_ds, EpochBatches(len(store_ds), 8))))
+    xp, yp = next(iter(make_loader(per_file_ds, EpochBatches(len(per_file_ds), 8))))
+    assert xs.shape == xp.shape == (8, 12, H, H)
+    assert torch.equal(xs.float(), xp) and torch.equal(ys, yp)
+
+
+def test_tf_data_pipeline_shape(store, smoke):
+    x, y = next(iter(tf_dataset(store, 'train', 8, shuffle=True)))
+    assert tuple(x.shape) == (8, 12, smoke.spectrogram.image_size, smoke.spectrogram.image_size) and x.dtype.name == 'uint8'
+
+
+def test_distributed_sampler_shards_cover_the_split(store):
+    ds = StoreDataset(store, 'train')
+    seen = []
+    for rank in (0, 1):
+        batches = EpochBatches(len(ds), 8, shuffle=True, seed=1, num_replicas=2, rank=rank)
+        batches.set_epoch(0)
+        seen.append(torch.cat([y for _, y in make_loader(ds, batches)]))
+    assert len(seen[0]) == len(seen[1]) == (len(ds) + 1) // 2
+
+
+@pytest.mark.parametrize('damage, message', [
+    (lambda f: (f/'context.npy').write_bytes((f/'context.npy').read_bytes()[:-100]), 'context.npy: content hash does not match'),
+    (lambda f: (f/'index.parquet').unlink(), 'index.parquet: content hash does not match'),
+    (lambda f: (f/'manifest.json').unlink(), 'manifest.json: missing or unreadable'),
+])
+def test_corrupt_store_says_how_to_rebuild(store, smoke, tmp_path, damage, message):
+    copy = tmp_path/store.folder.name
+    shutil.copytree(store.folder, copy)
+    damage(copy)
+    with pytest.raises(StoreError, match=message) as err:
+        open_store(copy, smoke)
+    assert 'seemore_store --config <profile> --rebuild' in str(err.value)
+
+
+def test_corrupt_store_is_refused_by_build_and_rebuilt_on_request(smoke, tmp_path):
+    cfg = replace(smoke, store=replace(smoke.store, root=str(tmp_path)))
+    folder = build_store(cfg, progress=False)
+    with open(folder/'stock.npy', 'r+b') as f:                          # flip the last byte
+        f.seek(-1, 2); last = f.read(1)[0]; f.seek(-1, 2); f.write(bytes([last ^ 0xFF]))
+    with pytest.raises(StoreError, match='stock.npy: content hash does not match'):
+        build_store(cfg, progress=False)
+    assert open_store(build_store(cfg, rebuild=True, progress=False), cfg)
