@@ -8,10 +8,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import io
-import json
-import os
-import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from math import ceil, floor
@@ -21,11 +17,11 @@ import numpy as np
 from .config import SpectrogramConfig, load_config
 
 # %% auto #0
-__all__ = ['WAVELET_BOUND', 'ORIGINAL_GAIN', 'CHUNK', 'RENDERERS', 'THREAD_VARIABLES', 'minmax_normalize', 'grey_levels',
-           'morlet', 'morlet_integral', 'cwt_operator', 'cwt_magnitude', 'spectrogram_scales', 'spectrogram_magnitude',
-           'render_reference', 'strip_rows', 'pixel_edges', 'interpolation_matrix', 'strip_resampling',
-           'contour_levels', 'jet_lut', 'band_colours', 'FastPlan', 'fast_plan', 'render_fast', 'agreement',
-           'render_windows', 'sample_windows', 'benchmark_spectrogram', 'format_spectrogram_line']
+__all__ = ['WAVELET_BOUND', 'ORIGINAL_GAIN', 'CHUNK', 'RENDERERS', 'minmax_normalize', 'grey_levels', 'morlet', 'morlet_integral',
+           'cwt_operator', 'cwt_magnitude', 'spectrogram_scales', 'spectrogram_magnitude', 'render_reference',
+           'strip_rows', 'pixel_edges', 'interpolation_matrix', 'strip_resampling', 'contour_levels', 'jet_lut',
+           'band_colours', 'FastPlan', 'fast_plan', 'render_fast', 'agreement', 'render_windows', 'sample_windows',
+           'benchmark_spectrogram', 'format_spectrogram_line']
 
 # %% ../nbs/03_spectrogram.ipynb #0f6796ba
 def minmax_normalize(windows: np.ndarray) -> np.ndarray:
@@ -302,8 +298,6 @@ def render_windows(windows: np.ndarray, cfg: SpectrogramConfig) -> np.ndarray:
     raise ValueError(f'unknown spectrogram.renderer {cfg.renderer!r}; valid renderers: {", ".join(RENDERERS)}')
 
 # %% ../nbs/03_spectrogram.ipynb #2c4e15be
-THREAD_VARIABLES = ('OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'MKL_NUM_THREADS')
-
 def sample_windows(n: int, length: int = 80, seed: int = 0, tickers=('AAPL', 'MSFT', 'IBM')) -> np.ndarray:
     "`n` random non-constant windows of Adj Close and Volume from the committed sample, (n, length)."
     from numpy.lib.stride_tricks import sliding_window_view
@@ -315,26 +309,11 @@ def sample_windows(n: int, length: int = 80, seed: int = 0, tickers=('AAPL', 'MS
     rng = np.random.default_rng(seed)
     return windows[rng.choice(len(windows), size=n, replace=n > len(windows))]
 
-def _single_threaded() -> bool:
-    return all(os.environ.get(v) == '1' for v in THREAD_VARIABLES)
-
-def _benchmark_in_child(**kwargs) -> dict:
-    "Run `benchmark_spectrogram(**kwargs)` in a child Python with one BLAS/OpenMP thread."
-    script = f'import json; from seemore_nb.spectrogram import benchmark_spectrogram as b; print(json.dumps(b(**{kwargs!r})))'
-    env = {**os.environ, **{v: '1' for v in THREAD_VARIABLES}}
-    done = subprocess.run([sys.executable, '-c', script], env=env, capture_output=True, text=True)
-    if done.returncode: raise RuntimeError(f'the single-threaded benchmark failed:\n{done.stderr[-2000:]}')
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
 def benchmark_spectrogram(n_fast: int = 2000, n_reference: int = 20, image_size: int = 128, seed: int = 0) -> dict:
     "Windows per second of both renderers on one core, their ratio, and their agreement."
-    kwargs = dict(n_fast=n_fast, n_reference=n_reference, image_size=image_size, seed=seed)
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        return _measure_renderers(**kwargs) if _single_threaded() else _benchmark_in_child(**kwargs)
+    from threadpoolctl import threadpool_limits
     with threadpool_limits(limits=1):
-        return _measure_renderers(**kwargs)
+        return _measure_renderers(n_fast, n_reference, image_size, seed)
 
 def _measure_renderers(n_fast: int, n_reference: int, image_size: int, seed: int) -> dict:
     cfg = dataclasses.replace(load_config('paper').spectrogram, image_size=image_size)

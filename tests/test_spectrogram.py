@@ -83,10 +83,8 @@ def test_other_window_lengths_and_configs(original):
         S.render_windows(short, dataclasses.replace(smoke, renderer='svg'))
 
 
-@pytest.mark.parametrize('where', ['in process', 'child with one-thread environment'])
-def test_benchmark_runs_single_threaded_and_formats_its_line(where):
-    run = S.benchmark_spectrogram if where == 'in process' else S._benchmark_in_child
-    result = run(n_fast=64, n_reference=2, image_size=32, seed=0)
+def test_benchmark_runs_single_threaded_and_formats_its_line():
+    result = S.benchmark_spectrogram(n_fast=64, n_reference=2, image_size=32, seed=0)
     assert {'fast', 'reference', 'ratio', 'agreement'} <= set(result) and result['threads'] == 1
     assert result['fast'] > result['reference'] > 0 and result['agreement'] > 0.98
     line = S.format_spectrogram_line(result)
