@@ -40,3 +40,15 @@ def test_committed_sample_matches_its_build_script(tmp_path):
         committed = pd.read_csv(ROOT/'data'/'sample'/rebuilt.name)
         pd.testing.assert_frame_equal(committed, pd.read_csv(rebuilt), obj=rebuilt.name)
     assert {p.name for p in tmp_path.glob('*.csv')} == {p.name for p in (ROOT/'data'/'sample').glob('*.csv')}
+
+
+@pytest.mark.parametrize('args, last_line', [
+    (['spectrogram'], r'spectrogram: fast \d+/s, reference \d+/s, ratio \d+x, agreement 0\.\d{3}'),
+    (['train', '--config', 'smoke', '--repeats', '1'], r'train: engine \d+ samples/s, bare loop \d+ samples/s, overhead -?\d+\.\d%'),
+])
+def test_benchmark_commands_print_their_ratio_line_last(args, last_line):
+    import re
+    proc = subprocess.run([str(Path(sys.executable).parent/'seemore_bench'), *args], capture_output=True, text=True,
+                          timeout=600, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert re.fullmatch(last_line, proc.stdout.strip().splitlines()[-1])
