@@ -165,3 +165,12 @@ def test_unknown_config_key_fails_clearly(tmp_path):
         launch('smoke', ['train.epoch=2'])
     proc = subprocess.run([str(BIN/'seemore_train'), '--config', 'smoke', 'train.amp=fp8'], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1 and "config key 'train.amp' must be one of off, bf16, fp16" in proc.stderr
+
+
+def test_profiler_trace_per_file_loader_and_loader_workers(tmp_path):
+    folder = launch('smoke', overrides(tmp_path, 'profiled', 'train.loader=per_file', 'train.num_workers=1', 'train.epochs=1',
+                                       'train.steps_per_epoch=6', 'train.profile_steps=[2,3]'))
+    trace = folder/'profile'/'rank0-steps2-3.json'
+    assert trace.stat().st_size > 1000 and '"traceEvents"' in trace.read_text()[:2000]
+    timing = pd.read_parquet(folder/'timing.parquet')
+    assert (timing.phase == 'train').sum() == 6
