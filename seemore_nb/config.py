@@ -104,6 +104,7 @@ class ModelConfig:
     "The ViT classifier."
     patch_size: int = 16
     channels: int = 12
+    input: str = field(default='palette', metadata={'choices': ('palette', 'rgb')})   # what the stem takes: palette indices (N, channels/3, H, W) from the store, or RGB (N, channels, H, W) (train.loader=per_file)
     hidden: int = 768
     layers: int = 3
     heads: int = 3

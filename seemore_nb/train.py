@@ -28,7 +28,7 @@ from .config import (Config, ConfigError, add_config_args, atomic_write, config_
                                load_config, resolve_path, save_config, with_overrides)
 from .distributed import (DistEnv, all_gather_objects, all_reduce_sum, barrier, broadcast_object,
                                     setup_distributed, teardown_distributed, unwrap, wrap_model)
-from .store import EpochBatches, PerFileDataset, StoreDataset, build_store, make_loader, open_store, store_dir
+from .store import EpochBatches, build_store, make_loader, open_store, split_dataset, store_dir
 from .vit import vit_from_config
 
 # %% auto #0
@@ -58,7 +58,7 @@ class ClassifierTask:
 
     def dataset(self, split: str):
         if self._store is None: self._store = open_store(store_dir(self.cfg), self.cfg, verify=False)   # prepare() checked it
-        return (StoreDataset if self.cfg.train.loader == 'store' else PerFileDataset)(self._store, split)
+        return split_dataset(self._store, split, self.cfg)       # train.loader and model.input pick the dataset and its form
 
     def to_device(self, batch, device):
         x, y = batch
