@@ -22,9 +22,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .config import Config, ConfigError, add_config_args, atomic_write, config_dict, config_from_args, save_config
+from .config import Config, SeemoreError, add_config_args, atomic_write, config_dict, config_from_args, guarded, save_config
 from .palette import from_palette, to_palette
-from .prices import OfflineError, PriceDataError, load_study_prices
+from .prices import load_study_prices
 from .spectrogram import jet_lut, render_windows, strip_rows
 from .store_files import (STORE_FORM, _file_sha256, _init_worker, allocate, building_dir, code_digest, dead_builds,
                                     input_digests, library_versions, prune_stores, store_dir, store_key)
@@ -41,7 +41,7 @@ CONTEXT_SERIES = ('market', 'volatility')
 CHUNK = 256                                       # windows per work item
 INPUT_FORMS = ('palette', 'rgb')                  # what a loader delivers: stored indices, or colour expanded on the host
 
-class StoreError(RuntimeError):
+class StoreError(SeemoreError, RuntimeError):
     "A store that is missing, corrupt, or does not match its config."
 
 class StoreFormError(StoreError):
@@ -315,9 +315,7 @@ class PerFileDataset(torch.utils.data.Dataset):
 
 def split_dataset(store: Store, split: str, cfg: Config):
     "The dataset of one split that `cfg` asks for: `train.loader` picks the loader, `model.input` the form."
-    if cfg.train.loader == 'per_file':
-        if cfg.model.input != 'rgb': raise ConfigError('train.loader=per_file reads RGB files: set model.input=rgb as well')
-        return PerFileDataset(store, split)
+    if cfg.train.loader == 'per_file': return PerFileDataset(store, split)     # RGB: the config's check asks model.input=rgb
     return StoreDataset(store, split, cfg.model.input)
 
 # %% ../nbs/04_store.ipynb #f4efdba0
@@ -353,17 +351,16 @@ def main(argv=None) -> int:
     parser.add_argument('--rebuild', action='store_true', help='build again even when a valid store exists')
     parser.add_argument('--prune', action='store_true', help="remove stores whose key matches no packaged profile (nor this config)")
     args = parser.parse_args(argv)
-    try:
-        cfg = config_from_args(args)
-        if args.prune:
-            removed, freed = prune_stores(cfg)
-            print('\n'.join(f'removed {p}' for p in removed) + ('\n' if removed else '') +
-                  f'pruned {len(removed)} folder(s), freed {freed / 2**20:.1f} MiB')
-            return 0
-        store = open_store(build_store(cfg, rebuild=args.rebuild), cfg)
-    except (ConfigError, PriceDataError, OfflineError, StoreError) as e:
-        print(f'seemore_store: error: {e}', file=sys.stderr)
-        return 1
+    return guarded('seemore_store', lambda: _run(args), args.debug)
+
+def _run(args) -> int:
+    cfg = config_from_args(args)
+    if args.prune:
+        removed, freed = prune_stores(cfg)
+        print('\n'.join(f'removed {p}' for p in removed) + ('\n' if removed else '') +
+              f'pruned {len(removed)} folder(s), freed {freed / 2**20:.1f} MiB')
+        return 0
+    store = open_store(build_store(cfg, rebuild=args.rebuild), cfg)
     m = store.manifest
     print(f'{store.folder}\n  samples {m["samples"]}, dates {m["dates"]}, {m["bytes_per_sample"]:,} bytes/sample '
           f'({m["bytes_per_sample"] / 1024:.1f} KiB, {m["form"]} form), built in {m["build_seconds"]} s\n'

@@ -5,7 +5,6 @@
 # %% ../nbs/04a_store_files.ipynb #12a4ac28
 from __future__ import annotations
 
-import ctypes
 import errno
 import functools
 import hashlib
@@ -18,12 +17,15 @@ import signal
 import socket
 from pathlib import Path
 
+import numpy as np
+
 from .config import PACKAGE_DIR, Config, config_dict, load_config, profile_names, resolve_path
 from .prices import input_files
+from .runs import die_with_parent
 
 # %% auto #0
-__all__ = ['STORE_FORM', 'STORE_MODULES', 'PR_SET_PDEATHSIG', 'code_digest', 'input_digests', 'library_versions', 'store_key',
-           'store_dir', 'building_dir', 'dead_builds', 'allocate', 'prune_stores']
+__all__ = ['STORE_FORM', 'STORE_MODULES', 'code_digest', 'input_digests', 'library_versions', 'store_key', 'store_dir',
+           'building_dir', 'dead_builds', 'allocate', 'prune_stores']
 
 # %% ../nbs/04a_store_files.ipynb #8261b52d
 STORE_FORM = 'palette'                            # one uint8 palette index per pixel and series (03a_palette)
@@ -68,18 +70,10 @@ def store_dir(cfg: Config) -> Path:
     return resolve_path(cfg.store.root)/store_key(cfg)
 
 # %% ../nbs/04a_store_files.ipynb #ffda7edc
-PR_SET_PDEATHSIG = 1
-
-def _die_with_parent(parent: int):
-    "Have the kernel SIGKILL this process when its parent dies (Linux); exit now if the parent is already gone."
-    try: ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    except (OSError, AttributeError): pass         # no prctl (not Linux): a worker then ends with its chunk
-    if os.getppid() != parent: os._exit(1)
-
 def _init_worker(parent: int):
-    "Pool initializer: die with the parent; one BLAS thread per process (more would oversubscribe the cores)."
+    "Pool initializer: SIGKILL when the builder `parent` dies (`runs.die_with_parent`); one BLAS thread per process."
     from threadpoolctl import threadpool_limits
-    _die_with_parent(parent)
+    die_with_parent(signal.SIGKILL, parent)
     threadpool_limits(limits=1)
 
 _BUILDING = re.compile(r'\.(?P<key>[^.]+)\.building-(?:(?P<host>.+)-)?(?P<pid>\d+)')
@@ -103,7 +97,6 @@ def dead_builds(root: Path) -> list[Path]:
 # %% ../nbs/04a_store_files.ipynb #7ed0e962
 def allocate(path: Path, shape: tuple):
     "A zeroed uint8 `.npy` of `shape` with its disk blocks reserved now (a full disk fails here, not in a mapped write)."
-    import numpy as np
     np.lib.format.open_memmap(path, mode='w+', dtype=np.uint8, shape=shape).flush()
     if not hasattr(os, 'posix_fallocate'): return
     with open(path, 'r+b') as f:
