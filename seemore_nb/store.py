@@ -152,6 +152,7 @@ def build_store(cfg: Config, rebuild: bool = False, progress: bool = True) -> Pa
     index, context_pos = _layout(windows)
     tmp = building_dir(root, key)
     try:
+        shutil.rmtree(tmp, ignore_errors=True)       # a folder of an earlier process with this host and pid
         tmp.mkdir(parents=True)
         fit = _render_all(windows, cfg, tmp, index, context_pos, progress)
         atomic_write(tmp/'index.parquet', lambda f: index.to_parquet(f))

@@ -10,7 +10,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import Config
-from .palette import palette_table, row_offsets
+from .palette import JET_OFFSET, palette_table
+from .spectrogram import strip_rows
 
 # %% auto #0
 __all__ = ['INPUT_FORMS', 'Attention', 'Block', 'ViT', 'vit_from_config', 'parameter_count', 'vit_flops', 'summary']
@@ -57,8 +58,9 @@ class ViT(nn.Module):
             raise ValueError(f'model.channels ({channels}) must be 3 per series for model.input=palette')
         self.image_size, self.channels, self.input = image_size, channels, input
         self.input_channels = channels // 3 if input == 'palette' else channels
+        self.strip_rows = strip_rows(image_size)
         self.register_buffer('palette', torch.from_numpy(palette_table().copy()), persistent=False)     # (512, 3) uint8
-        self.register_buffer('row_offset', torch.from_numpy(row_offsets(image_size))[:, None], persistent=False)   # (H, 1)
+        self.register_buffer('jet', self.palette[JET_OFFSET:].T.contiguous(), persistent=False)        # (3, 256): one row per colour channel
         n_patches = (image_size // patch_size) ** 2
         self.patch = nn.Conv2d(channels, hidden, patch_size, stride=patch_size)
         self.cls = nn.Parameter(torch.zeros(1, 1, hidden))
@@ -70,8 +72,12 @@ class ViT(nn.Module):
     def expand(self, indices):
         "(N, S, H, W) uint8 palette indices -> (N, 3 S, H, W) uint8 RGB, by a lookup on their device."
         N, S, H, W = indices.shape
-        rgb = self.palette[indices.long() + self.row_offset]           # (N, S, H, W, 3)
-        return rgb.permute(0, 1, 4, 2, 3).reshape(N, 3 * S, H, W)
+        top = self.strip_rows
+        out = torch.empty(N, S, 3, H, W, dtype=torch.uint8, device=indices.device)
+        out[:, :, :, :top] = indices[:, :, None, :top]                   # the table's grey rows are (i, i, i)
+        body = indices[:, :, top:].reshape(-1).int()
+        for c in range(3): out[:, :, c, top:] = self.jet[c].index_select(0, body).view(N, S, H - top, W)
+        return out.view(N, 3 * S, H, W)
 
     def stem(self, images):
         "Pixels (expanded from palette indices when `input` is 'palette') to [0, 1] in the model's dtype, then patch embeddings."
