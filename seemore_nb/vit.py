@@ -75,7 +75,7 @@ class ViT(nn.Module):
         top = self.strip_rows
         out = torch.empty(N, S, 3, H, W, dtype=torch.uint8, device=indices.device)
         out[:, :, :, :top] = indices[:, :, None, :top]                   # the table's grey rows are (i, i, i)
-        body = indices[:, :, top:].reshape(-1).int()
+        body = indices[:, :, top:].int().reshape(-1)
         for c in range(3): out[:, :, c, top:] = self.jet[c].index_select(0, body).view(N, S, H - top, W)
         return out.view(N, 3 * S, H, W)
 
