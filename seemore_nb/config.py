@@ -55,8 +55,9 @@ def atomic_write(path, write, mode: str = 'wb') -> Path:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError) and e.filename is None: e.filename = str(path)   # "no space left on PATH", not on nothing
         raise
     return path
 
