@@ -61,34 +61,39 @@ def run_baselines(*args):
 
 @pytest.fixture(scope='module')
 def with_vit(ddp_run):
-    "The DDP run's test predictions where the main job's 1-device classifier run would write them."
-    from seemore_nb.baselines import vit_predictions_path
+    "The DDP run copied, without its test predictions, to where the main job's 1-device run lives; then the reproduce stage."
+    from seemore_nb.baselines import reproduce_stage, vit_predictions_path
     tmp, folder = ddp_run
-    target = vit_predictions_path(load_config('smoke', overrides(tmp)))
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy(folder/'predictions'/'test.parquet', target)
-    return tmp
+    cfg = load_config('smoke', overrides(tmp))
+    target = vit_predictions_path(cfg)
+    shutil.copytree(folder, target.parent.parent, ignore=shutil.ignore_patterns('predictions'))
+    reproduce_stage(cfg)
+    return tmp, target
+
+
+def test_reproduce_stage_predicts_a_finished_run_without_predictions_as_the_engine_does(ddp_run, with_vit):
+    tmp, target = with_vit
+    made, engine = pd.read_parquet(target), pd.read_parquet(ddp_run[1]/'predictions'/'test.parquet')
+    assert made['window_id'].tolist() == engine['window_id'].tolist() and np.allclose(made['prob_up'], engine['prob_up'], atol=1e-5)
 
 
 def test_baselines_command_prints_the_table_with_the_vit_and_reuses_its_folder(with_vit):
-    proc = run_baselines('--config', 'smoke', *overrides(with_vit))
+    proc = run_baselines('--config', 'smoke', *overrides(with_vit[0]))
     assert proc.returncode == 0, proc.stderr[-3000:]
     folder = Path(proc.stdout.splitlines()[0])
-    assert folder.parent == with_vit/'runs'/'baselines' and (folder/'config.yaml').exists()
+    assert folder.parent == with_vit[0]/'runs'/'baselines' and (folder/'config.yaml').exists()
     for model in ('vit', 'majority', 'logistic', 'arima', 'multi_output', 'buy and hold'): assert f'| {model} |' in proc.stdout
     assert 'gross of costs' in proc.stdout
     stamp = (folder/'complete.json').stat().st_mtime_ns
-    again = run_baselines('--config', 'smoke', *overrides(with_vit))
+    again = run_baselines('--config', 'smoke', *overrides(with_vit[0]))
     assert again.returncode == 0 and (folder/'complete.json').stat().st_mtime_ns == stamp      # reused, not refitted
     bad = run_baselines('--config', 'smoke', 'baselines.block_length=0')
     assert bad.returncode == 1 and bad.stderr.startswith("seemore_baselines: error: config key 'baselines.block_length'")
 
 
 def test_figure_templates_draw_the_baselines_and_the_backtest(with_vit, tmp_path):
-    from seemore_nb.baselines import build_baselines
     from seemore_nb.reproduce import run_paper_notebook
-    build_baselines(load_config('smoke', overrides(with_vit)))   # what seemore_reproduce's stage does (reused when built)
-    params = dict(profile='smoke', overrides=overrides(with_vit), figures_dir=str(tmp_path))
+    params = dict(profile='smoke', overrides=overrides(with_vit[0]), figures_dir=str(tmp_path))
     for name in ('70_baselines.ipynb', '71_backtest.ipynb'): run_paper_notebook(ROOT/'nbs'/'paper'/name, tmp_path, params)
     for figure in ('baselines.png', 'backtest.png'): assert (tmp_path/figure).stat().st_size > 10_000
     assert '| vit |' in (tmp_path/'baselines.md').read_text()
