@@ -175,3 +175,16 @@ def test_profiler_trace_per_file_loader_and_loader_workers(tmp_path):
     assert trace.stat().st_size > 1000 and '"traceEvents"' in trace.read_text()[:2000]
     timing = pd.read_parquet(folder/'timing.parquet')
     assert (timing.phase == 'train').sum() == 6
+
+
+def test_corrupt_last_checkpoint_falls_back_to_the_previous_one(reference):
+    tmp, expected = reference
+    every3 = ('train.epochs=2', 'train.steps_per_epoch=12', 'train.checkpoint_every=3')
+    killed = run_launch(tmp, 'corrupt', every3, before=KILL_AT_STEP.replace('KILL_STEP', '8'))
+    assert killed.returncode == -signal.SIGKILL
+    ckpt = Path(tmp)/'runs'/'corrupt'/'checkpoints'
+    (ckpt/'last.pt').write_bytes(b'not a checkpoint')        # the same file as step-0000006.pt (a hard link)
+    resumed = run_launch(tmp, 'corrupt', every3)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert 'skipped last.pt' in resumed.stderr and 'resumed corrupt at epoch 1, step 3' in resumed.stdout
+    assert digests(tmp, 'corrupt') == [expected]             # never from scratch: from step 3, to the same weights
