@@ -188,3 +188,23 @@ def test_corrupt_last_checkpoint_falls_back_to_the_previous_one(reference):
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert 'skipped last.pt' in resumed.stderr and 'resumed corrupt at epoch 1, step 3' in resumed.stdout
     assert digests(tmp, 'corrupt') == [expected]             # never from scratch: from step 3, to the same weights
+
+
+def test_a_killed_rank_is_named_with_its_signal_not_rank_zeros_progress(tmp_path):
+    site = tmp_path/'site'
+    site.mkdir()
+    (site/'sitecustomize.py').write_text(textwrap.dedent("""
+        import os, signal
+        if os.environ.get('RANK') == '1':
+            import torch
+            _step, _n = torch.optim.Adam.step, {'n': 0}
+            def step(self, *a, **k):
+                _n['n'] += 1
+                if _n['n'] == 3: os.kill(os.getpid(), signal.SIGKILL)
+                return _step(self, *a, **k)
+            torch.optim.Adam.step = step
+    """))
+    proc = run_launch(tmp_path, 'killed-rank', ('train.task=toy', 'train.devices=2'), sitecustomize_dir=site)
+    assert proc.returncode != 0
+    error = [l for l in proc.stderr.splitlines() if 'TrainingError' in l][-1]
+    assert 'training killed-rank failed: rank 1 (killed by SIGKILL)' in error and 'attempt_0/1/stderr.log' in error, error
