@@ -387,7 +387,8 @@ def _os_error_line(e: OSError) -> str:
     if e.errno == errno.ENOSPC: return f'no space left on {where}: free some space (or point the folder elsewhere) and run again'
     if e.errno in (errno.EACCES, errno.EPERM): return f'permission denied on {where}: make it writable or choose another folder'
     if e.errno == errno.EROFS: return f'{where} is on a read-only file system: choose a writable folder'
-    return f'{e.strerror or e} ({where})'
+    if e.errno == errno.ENOTDIR: return f'a part of {where} is a file, not a folder: choose another path'
+    return f'{e.strerror or e}: {where}'
 
 def guarded(prog: str, body, debug: bool = False) -> int:
     "Run a console script's `body()`; the project's errors and the OS's print as one line `prog: error: ...` and give exit 1."
