@@ -44,12 +44,15 @@ def resolve_path(path) -> Path:
     return path if path.is_absolute() else project_root()/path
 
 # %% ../nbs/00_config.ipynb #3fa28ea2
+_UMASK = os.umask(0); os.umask(_UMASK)
+
 def atomic_write(path, write, mode: str = 'wb') -> Path:
     "Call `write(f)` on a temporary file next to `path`, then rename it over `path`."
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)                   # mkstemp makes 0600 files; keep the permissions open() would give
         with os.fdopen(fd, mode) as f:
             write(f)
             f.flush()
