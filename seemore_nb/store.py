@@ -207,6 +207,8 @@ def open_store(folder, cfg: Config | None = None, verify: bool = True) -> Store:
     try: manifest = json.loads((folder/'manifest.json').read_text())
     except (OSError, ValueError) as e:
         raise StoreError(f'{folder/"manifest.json"}: missing or unreadable ({e}). {_rebuild_hint(folder)}') from None
+    missing = [k for k in ('sha256', 'shapes', 'key') if k not in manifest]
+    if missing: raise StoreError(f'{folder/"manifest.json"}: corrupt store: the manifest has no {", ".join(missing)}. {_rebuild_hint(folder)}')
     if manifest.get('form') != STORE_FORM:
         raise StoreFormError(f'{folder} holds a store in the {manifest.get("form", "RGB")} form from before palette stores '
                              f'(its bytes are not palette indices). {_rebuild_hint(folder)}')
