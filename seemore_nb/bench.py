@@ -95,7 +95,7 @@ def benchmark_ddp(cfg, steps: int = 30) -> dict:
     "Training samples/s of 1 and of 2 DDP processes on this machine (after a warm-up epoch)."
     from seemore_nb.analysis import load_run, scaling
     from seemore_nb.config import with_overrides
-    from seemore_nb.train import launch
+    from seemore_nb.launch import launch
     with tempfile.TemporaryDirectory() as runs:
         done = [load_run(launch(with_overrides(cfg, [f'train.runs_dir={runs}', f'train.run_id=ddp{n}', f'train.devices={n}',
                                                       f'train.steps_per_epoch={steps}', 'train.epochs=3', 'train.warmup_epochs=1'])))

@@ -20,10 +20,11 @@ from pathlib import Path
 import yaml
 
 # %% auto #0
-__all__ = ['PACKAGE_DIR', 'PROFILES_DIR', 'project_root', 'resolve_path', 'atomic_write', 'DataConfig', 'SpectrogramConfig',
-           'StoreConfig', 'ModelConfig', 'TrainConfig', 'VLMConfig', 'Config', 'ConfigError', 'build_config',
-           'read_yaml', 'profile_names', 'parse_override', 'load_config', 'with_overrides', 'config_dict',
-           'save_config', 'config_hash', 'add_config_args', 'config_from_args']
+__all__ = ['POSITIVE', 'FRACTION', 'RUN_ID', 'PACKAGE_DIR', 'PROFILES_DIR', 'project_root', 'resolve_path', 'atomic_write',
+           'DataConfig', 'SpectrogramConfig', 'StoreConfig', 'ModelConfig', 'TrainConfig', 'VLMConfig', 'Config',
+           'SeemoreError', 'ConfigError', 'build_config', 'validate_config', 'read_yaml', 'profile_names',
+           'parse_override', 'load_config', 'with_overrides', 'config_dict', 'save_config', 'config_hash',
+           'add_config_args', 'config_from_args', 'guarded']
 
 # %% ../nbs/00_config.ipynb #8c8e1d52
 def project_root() -> Path:
@@ -54,12 +55,17 @@ def atomic_write(path, write, mode: str = 'wb') -> Path:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError) and e.filename is None: e.filename = str(path)   # "no space left on PATH", not on nothing
         raise
     return path
 
 # %% ../nbs/00_config.ipynb #5bcd5e4c
+def _at_least(n): return {'min': n}
+POSITIVE = {'gt': 0}
+FRACTION = {'gt': 0, 'lt': 1}
+
 @dataclass
 class DataConfig:
     "Prices, windows, labels and the chronological split."
@@ -73,70 +79,106 @@ class DataConfig:
     sample_dir: str = 'data/sample'    # committed offline sample (CSV, yfinance export layout)
     csv_dir: str = 'data/csv'          # folder of per-ticker CSV files for source=csv
     cache_dir: str = 'data/cache'      # one parquet file per ticker downloaded from yfinance
-    window: int = 80                   # trading days per spectrogram window
-    stride: int = 1                    # trading days between window starts
-    horizons: list[int] = field(default_factory=lambda: [1, 5, 10, 15, 20])
+    allow_partial: bool = False        # offline: accept a yfinance cache that covers less than start..end
+    window: int = field(default=80, metadata=_at_least(2))      # trading days per spectrogram window
+    stride: int = field(default=1, metadata=_at_least(1))       # trading days between window starts
+    horizons: list[int] = field(default_factory=lambda: [1, 5, 10, 15, 20], metadata=_at_least(1))
     label_horizon: int = 20            # the classification label: direction after this many days
-    val_fraction: float = 0.15         # chronological split: last dates are test, before them validation
-    test_fraction: float = 0.15
+    val_fraction: float = field(default=0.15, metadata=FRACTION)   # chronological split: last dates are test, before them validation
+    test_fraction: float = field(default=0.15, metadata=FRACTION)
     purge: int = 100                   # calendar days of window ends dropped between split parts (>= label horizon; 100 = no shared day)
+
+    def validate(self, cfg):
+        if not self.tickers: raise ConfigError("config key 'data.tickers' is empty: name at least one ticker, e.g. data.tickers=[AAPL]")
+        if not self.horizons: raise ConfigError("config key 'data.horizons' is empty: give at least one, e.g. data.horizons=[20]")
+        if self.label_horizon not in self.horizons:
+            raise ConfigError(f"config key 'data.label_horizon' ({self.label_horizon}) must be one of 'data.horizons' {self.horizons}")
+        if self.val_fraction + self.test_fraction >= 1:
+            raise ConfigError(f"config keys 'data.val_fraction' + 'data.test_fraction' ({self.val_fraction} + {self.test_fraction}) must be below 1, leaving a training split")
+        if self.purge < self.label_horizon:
+            raise ConfigError(f"config key 'data.purge' ({self.purge}) must be at least 'data.label_horizon' ({self.label_horizon}) so that the split cannot leak")
+        days = {}
+        for key in ('start', 'end'):
+            try: days[key] = date.fromisoformat(getattr(self, key))
+            except ValueError: raise ConfigError(f"config key 'data.{key}' ({getattr(self, key)!r}) is not a real date: use YYYY-MM-DD") from None
+        if days['start'] >= days['end']:
+            raise ConfigError(f"config key 'data.start' ({self.start}) must be before 'data.end' ({self.end})")
 
 @dataclass
 class SpectrogramConfig:
     "The complex Morlet CWT and the picture drawn from it."
-    image_size: int = 128              # square image side in pixels
-    n_scales: int = 500                # log-spaced CWT scales
-    scale_min: float = 0.1
-    scale_max: float = 300.0
-    bandwidth: float = 2.0             # Morlet bandwidth (pywt 'cmorB-C': B)
-    center_frequency: float = 1.0      # Morlet centre frequency (C)
-    levels: int = 300                  # filled-contour levels of the reference renderer
+    image_size: int = field(default=128, metadata=_at_least(16))   # square image side in pixels
+    n_scales: int = field(default=500, metadata=_at_least(2))      # log-spaced CWT scales
+    scale_min: float = field(default=0.1, metadata=POSITIVE)
+    scale_max: float = field(default=300.0, metadata=POSITIVE)
+    bandwidth: float = field(default=2.0, metadata=POSITIVE)       # Morlet bandwidth (pywt 'cmorB-C': B)
+    center_frequency: float = field(default=1.0, metadata=POSITIVE)   # Morlet centre frequency (C)
+    levels: int = field(default=300, metadata=_at_least(2))        # filled-contour levels of the reference renderer
     renderer: str = field(default='fast', metadata={'choices': ('fast', 'reference')})
+
+    def validate(self, cfg):
+        if self.scale_min >= self.scale_max:
+            raise ConfigError(f"config key 'spectrogram.scale_min' ({self.scale_min}) must be below 'spectrogram.scale_max' ({self.scale_max})")
 
 @dataclass
 class StoreConfig:
     "The spectrogram store built once per config."
     root: str = 'data/stores'
-    workers: int = 2                   # processes that render tickers in parallel
+    workers: int = field(default=2, metadata=_at_least(1))   # processes that render tickers in parallel
 
 @dataclass
 class ModelConfig:
     "The ViT classifier."
-    patch_size: int = 16
-    channels: int = 12
-    hidden: int = 768
-    layers: int = 3
-    heads: int = 3
-    mlp: int = 3072
-    layer_norm_eps: float = 1e-12
-    dropout: float = 0.0
-    classes: int = 2
+    patch_size: int = field(default=16, metadata=_at_least(1))
+    channels: int = field(default=12, metadata=_at_least(1))
+    hidden: int = field(default=768, metadata=_at_least(1))
+    layers: int = field(default=3, metadata=_at_least(1))
+    heads: int = field(default=3, metadata=_at_least(1))
+    mlp: int = field(default=3072, metadata=_at_least(1))
+    layer_norm_eps: float = field(default=1e-12, metadata=POSITIVE)
+    dropout: float = field(default=0.0, metadata={'min': 0, 'lt': 1})
+    classes: int = field(default=2, metadata=_at_least(2))
+
+    def validate(self, cfg):
+        if self.hidden % self.heads:
+            raise ConfigError(f"config key 'model.hidden' ({self.hidden}) must be divisible by 'model.heads' ({self.heads})")
+        if cfg.spectrogram.image_size % self.patch_size:
+            raise ConfigError(f"config key 'spectrogram.image_size' ({cfg.spectrogram.image_size}) must be divisible by 'model.patch_size' ({self.patch_size})")
+
+RUN_ID = re.compile(r'^[A-Za-z0-9][A-Za-z0-9._+=-]*$')
 
 @dataclass
 class TrainConfig:
     "The training engine."
     task: str = field(default='classifier', metadata={'choices': ('classifier', 'toy', 'vlm')})   # toy: engine checks; vlm: the captioner
-    epochs: int = 15
-    batch_size: int = 64               # per device
-    lr: float = 1e-4
-    devices: int = 1                   # processes (DDP) or GPUs (DataParallel)
+    epochs: int = field(default=15, metadata=_at_least(1))
+    batch_size: int = field(default=64, metadata=_at_least(1))   # per device
+    lr: float = field(default=1e-4, metadata=POSITIVE)
+    devices: int = field(default=1, metadata=_at_least(1))       # processes (DDP) or GPUs (DataParallel)
     device: str = field(default='auto', metadata={'choices': ('auto', 'cpu', 'cuda')})
     strategy: str = field(default='auto', metadata={'choices': ('auto', 'ddp', 'dp')})   # auto: DDP when devices > 1
     amp: str = field(default='off', metadata={'choices': ('off', 'bf16', 'fp16')})
-    seed: int = 0
+    seed: int = field(default=0, metadata=_at_least(0))
     deterministic: bool = True         # deterministic algorithms: bit-for-bit resume on CPU
-    warmup_epochs: int = 5             # left out of timing totals
-    steps_per_epoch: int = 0           # 0: the whole training split each epoch
+    warmup_epochs: int = field(default=5, metadata=_at_least(0))   # left out of timing totals
+    steps_per_epoch: int = field(default=0, metadata=_at_least(0))  # 0: the whole training split each epoch
     loader: str = field(default='store', metadata={'choices': ('store', 'per_file')})
-    num_workers: int = 0
+    num_workers: int = field(default=0, metadata=_at_least(0))
     pin_memory: bool = False
     runs_dir: str = 'runs'
-    run_id: str = ''                   # runs/<run_id>/; empty: '<profile>-<UTC time>'
-    resume: str = field(default='auto', metadata={'choices': ('auto', 'off')})   # auto: continue runs/<run_id>/checkpoints/last.pt
-    checkpoint_every: int = 0          # optimizer steps between checkpoints; 0: only at epoch ends
-    keep_checkpoints: int = 2          # step checkpoints kept besides last.pt and best.pt
-    max_restarts: int = 0              # torchrun --max-restarts
-    profile_steps: list[int] = field(default_factory=list)   # [first, last] global steps traced by torch.profiler
+    run_id: str = ''                   # runs/<run_id>/, a plain name; empty: '<profile>-<UTC time>-<random>'
+    resume: str = field(default='auto', metadata={'choices': ('auto', 'off')})   # auto: continue the newest loadable checkpoint
+    checkpoint_every: int = field(default=0, metadata=_at_least(0))   # optimizer steps between checkpoints; 0: only at epoch ends
+    keep_checkpoints: int = field(default=2, metadata=_at_least(1))   # step checkpoints kept besides last.pt and best.pt
+    max_restarts: int = field(default=0, metadata=_at_least(0))       # torchrun --max-restarts
+    profile_steps: list[int] = field(default_factory=list, metadata=_at_least(0))   # [first, last] global steps traced by the profiler
+
+    def validate(self, cfg):
+        if self.run_id and (not RUN_ID.match(self.run_id) or '..' in self.run_id):
+            raise ConfigError(f"config key 'train.run_id' ({self.run_id!r}) must be a plain folder name: letters, digits, '.', '_', '-', "
+                              "no path separators and no '..'")
+        if self.profile_steps and (len(self.profile_steps) != 2 or self.profile_steps[0] > self.profile_steps[1]):
+            raise ConfigError(f"config key 'train.profile_steps' ({self.profile_steps}) must be empty or [first, last] with first <= last")
 
 @dataclass
 class VLMConfig:
@@ -181,8 +223,11 @@ class Config:
     vlm: VLMConfig = field(default_factory=VLMConfig)
 
 # %% ../nbs/00_config.ipynb #13535c34
-class ConfigError(ValueError):
-    "A config key that does not exist, or a value of the wrong type."
+class SeemoreError(Exception):
+    "Base of every error this project raises about the user's input, data or run: console scripts print it as one line."
+
+class ConfigError(SeemoreError, ValueError):
+    "A config key that does not exist, a value of the wrong type, or a value outside its allowed range."
 
 def _valid_keys(cls) -> str:
     return ', '.join(f.name for f in dataclasses.fields(cls))
@@ -224,7 +269,27 @@ def build_config(raw: dict, cls=Config, prefix: str = ''):
             choices = known[name].metadata.get('choices')
             if choices and values[name] not in choices:
                 raise ConfigError(f"config key '{key}' must be one of {', '.join(choices)}; got {value!r}")
+            _check_bounds(values[name], known[name].metadata, key)
     return cls(**values)
+
+_BOUNDS = {'min': (lambda v, b: v >= b, '>='), 'gt': (lambda v, b: v > b, '>'),
+           'max': (lambda v, b: v <= b, '<='), 'lt': (lambda v, b: v < b, '<')}
+
+def _check_bounds(value, meta: dict, key: str):
+    "A `ConfigError` naming `key` and the allowed range when `value` (or an item of it) is out of its field's bounds."
+    bounds = {k: meta[k] for k in _BOUNDS if k in meta}
+    if not bounds: return
+    for i, v in enumerate(value if isinstance(value, list) else [value]):
+        if not all(_BOUNDS[k][0](v, b) for k, b in bounds.items()):
+            allowed = ' and '.join(f'{_BOUNDS[k][1]} {b}' for k, b in bounds.items())
+            where = f'{key}[{i}]' if isinstance(value, list) else key
+            raise ConfigError(f"config key '{where}' must be {allowed}; got {v!r}")
+
+def validate_config(cfg) -> None:
+    "Every section's cross-field checks (`validate(cfg)` on a section dataclass), before any work starts."
+    for f in dataclasses.fields(cfg):
+        section = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(section) and hasattr(section, 'validate'): section.validate(cfg)
 
 # %% ../nbs/00_config.ipynb #456dd456
 class _Loader(yaml.SafeLoader):
@@ -233,6 +298,19 @@ class _Loader(yaml.SafeLoader):
 _Loader.yaml_implicit_resolvers = {first: [(tag, rx) for tag, rx in resolvers if tag != 'tag:yaml.org,2002:bool']
                                    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
 _Loader.add_implicit_resolver('tag:yaml.org,2002:bool', re.compile(r'^(?:true|True|TRUE|false|False|FALSE)$'), list('tTfF'))
+
+def _mapping_without_duplicates(loader, node, deep=False):
+    "A YAML mapping; a key given twice is an error (PyYAML would keep the last one silently)."
+    loader.flatten_mapping(node)
+    seen = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(None, None, f'duplicate key {key!r}: keep one of them', key_node.start_mark)
+        seen.add(key)
+    return loader.construct_mapping(node, deep)
+
+_Loader.add_constructor('tag:yaml.org,2002:map', _mapping_without_duplicates)
 
 def read_yaml(text: str):
     return yaml.load(text, Loader=_Loader)
@@ -251,8 +329,9 @@ def _read_profile(profile: str) -> dict:
         if not path.exists():
             raise ConfigError(f"unknown config profile '{profile}'. Valid profiles: {', '.join(profile_names())}, or a path to a .yaml file")
     if not path.exists(): raise ConfigError(f"config file {path} does not exist")
-    try: raw = read_yaml(path.read_text()) or {}
-    except yaml.YAMLError as e: raise ConfigError(f"config file {path} is not valid YAML: {e}") from None
+    try: raw = read_yaml(path.read_text())
+    except (yaml.YAMLError, ValueError) as e: raise ConfigError(f"config file {path} is not valid YAML: {e}") from None
+    if raw is None: raise ConfigError(f"config file {path} is empty: give at least 'profile: NAME', or use a packaged profile ({', '.join(profile_names())})")
     if not isinstance(raw, dict): raise ConfigError(f"config file {path} must hold a mapping of sections")
     return raw
 
@@ -268,7 +347,7 @@ def parse_override(text: str) -> dict:
     if not sep or not key.strip():
         raise ConfigError(f"override {text!r} is not of the form section.key=value")
     try: value = read_yaml(value) if value.strip() else ''
-    except yaml.YAMLError: pass
+    except (yaml.YAMLError, ValueError): pass          # kept as text; the field's check names the key (e.g. an impossible date)
     out = value
     for part in reversed(key.strip().split('.')): out = {part: out}
     return out
@@ -276,8 +355,7 @@ def parse_override(text: str) -> dict:
 def _build_with(raw: dict, overrides) -> Config:
     for text in overrides: raw = _merge(raw, parse_override(text))
     cfg = build_config(raw)
-    if cfg.data.purge < cfg.data.label_horizon:
-        raise ConfigError(f"config key 'data.purge' ({cfg.data.purge}) must be at least 'data.label_horizon' ({cfg.data.label_horizon}) so that the split cannot leak")
+    validate_config(cfg)
     return cfg
 
 def load_config(profile: str = 'cpu', overrides=()) -> Config:
@@ -308,8 +386,29 @@ def add_config_args(parser, default: str = 'cpu'):
     "Add `--config PROFILE` and trailing `section.key=value` overrides to an argparse parser."
     parser.add_argument('--config', default=default, help=f"profile name ({', '.join(profile_names())}) or a YAML path")
     parser.add_argument('overrides', nargs='*', metavar='KEY=VALUE', help='dotted config overrides, e.g. train.epochs=3')
+    parser.add_argument('--debug', action='store_true', help='show the full traceback of an error')
     return parser
 
 def config_from_args(args) -> Config:
     "The config that `add_config_args` options describe."
     return load_config(args.config, args.overrides)
+
+
+def _os_error_line(e: OSError) -> str:
+    import errno
+    where = e.filename or 'the disk'
+    if e.errno == errno.ENOSPC: return f'no space left on {where}: free some space (or point the folder elsewhere) and run again'
+    if e.errno in (errno.EACCES, errno.EPERM): return f'permission denied on {where}: make it writable or choose another folder'
+    if e.errno == errno.EROFS: return f'{where} is on a read-only file system: choose a writable folder'
+    return f'{e.strerror or e} ({where})'
+
+def guarded(prog: str, body, debug: bool = False) -> int:
+    "Run a console script's `body()`; the project's errors and the OS's print as one line `prog: error: ...` and give exit 1."
+    import sys
+    if debug: return body()
+    try: return body()
+    except SeemoreError as e: message = str(e)
+    except OSError as e: message = _os_error_line(e)
+    except KeyboardInterrupt: message = 'interrupted'
+    print(f'{prog}: error: {message} (--debug shows the traceback)', file=sys.stderr)
+    return 1

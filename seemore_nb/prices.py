@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .config import (Config, ConfigError, DataConfig, add_config_args, atomic_write,
+from .config import (Config, ConfigError, DataConfig, SeemoreError, add_config_args, atomic_write,
                                config_from_args, resolve_path)
 
 # %% auto #0
@@ -35,7 +35,7 @@ _POSITIVE = ('open', 'high', 'low', 'close', 'adj_close')
 _YF_NAMES = {'Open': 'open', 'High': 'high', 'Low': 'low', 'Close': 'close', 'Adj Close': 'adj_close',
              'Volume': 'volume', 'Date': 'date'}
 
-class PriceDataError(ValueError):
+class PriceDataError(SeemoreError, ValueError):
     "Price data that cannot be used; the message names the file (or source), the row and the fix."
 
 def _where(where: str, frame: pd.DataFrame, pos: int, header_lines: int) -> str:
@@ -115,7 +115,7 @@ def from_yfinance_frame(raw: pd.DataFrame, ticker: str) -> pd.DataFrame:
 # %% ../nbs/01_prices.ipynb #707e5ad5
 YAHOO_URL = 'https://query2.finance.yahoo.com/'
 
-class OfflineError(ConnectionError):
+class OfflineError(SeemoreError, ConnectionError):
     "No network for a download; the message says what is cached and how to work offline."
 
 class EmptyDownloadError(PriceDataError):

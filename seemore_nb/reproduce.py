@@ -41,7 +41,7 @@ def run_stages(cfg) -> None:
     from seemore_nb.analysis import classifier_run_id, PAPER_DEVICES
     from seemore_nb.store import build_store
     from seemore_nb.config import with_overrides
-    from seemore_nb.train import launch
+    from seemore_nb.launch import launch
     build_store(cfg)
     for devices in PAPER_DEVICES:                              # the classifier on 1 and on 2 DDP processes
         launch(with_overrides(cfg, [f'train.devices={devices}', f'train.run_id={classifier_run_id(cfg, devices)}']))

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .config import (PACKAGE_DIR, Config, ConfigError, add_config_args, atomic_write, config_dict,
+from .config import (PACKAGE_DIR, Config, ConfigError, SeemoreError, add_config_args, atomic_write, config_dict,
                                config_from_args, resolve_path, save_config)
 from .prices import OfflineError, PriceDataError, load_study_prices
 from .spectrogram import render_windows
@@ -39,7 +39,7 @@ STOCK_SERIES = ('adj_close', 'volume')
 CONTEXT_SERIES = ('market', 'volatility')
 CHUNK = 256                                       # windows per work item
 
-class StoreError(RuntimeError):
+class StoreError(SeemoreError, RuntimeError):
     "A store that is missing, corrupt, or does not match its config."
 
 STORE_MODULES = ('prices', 'windows', 'spectrogram', 'store')
