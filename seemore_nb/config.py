@@ -193,6 +193,7 @@ class VLMConfig:
     test_fraction: float = field(default=0.1, metadata={'gt': 0, 'lt': 1})
     image_size: int = field(default=96, metadata={'min': 8})            # images are resized to this square side
     patch_size: int = field(default=16, metadata={'min': 1})
+    stem: str = field(default='patch', metadata={'choices': ('patch', 'conv')})   # patch: one linear patch embedding, as the original; conv: two stride-2 3x3 convolutions first
     encoder_width: int = field(default=512, metadata={'min': 1})
     encoder_layers: int = field(default=3, metadata={'min': 1})
     encoder_heads: int = field(default=8, metadata={'min': 1})
@@ -209,6 +210,16 @@ class VLMConfig:
     temperature: float = field(default=1.0, metadata={'gt': 0})         # for sampled captions (greedy ignores it)
     top_k: int = field(default=0, metadata={'min': 0})                  # 0: sample from every token
     eval_batch_size: int = field(default=256, metadata={'min': 1})      # greedy captioning in the final evaluation
+
+    def validate(self, cfg):
+        if self.image_size % self.patch_size:
+            raise ConfigError(f"config key 'vlm.image_size' ({self.image_size}) must be a multiple of 'vlm.patch_size' ({self.patch_size})")
+        for part in ('encoder', 'decoder'):
+            width, heads = getattr(self, f'{part}_width'), getattr(self, f'{part}_heads')
+            if width % heads: raise ConfigError(f"config key 'vlm.{part}_width' ({width}) must be a multiple of 'vlm.{part}_heads' ({heads})")
+        if self.val_fraction + self.test_fraction >= 1:
+            raise ConfigError(f"config keys 'vlm.val_fraction' + 'vlm.test_fraction' ({self.val_fraction} + {self.test_fraction}) must be below 1 "
+                              'so that some rows are left to train on')
 
 @dataclass
 class Config:

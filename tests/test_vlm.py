@@ -16,7 +16,8 @@ import torch
 from PIL import Image
 
 from seemore_nb.config import load_config
-from seemore_nb.train import launch, load_checkpoint
+from seemore_nb.checkpoints import load_checkpoint
+from seemore_nb.launch import launch
 from seemore_nb.vlm_data import CaptionDataError, CaptionDataset, CharTokenizer, read_captions, synthetic_rows
 from seemore_nb.vlm_model import SeemoreVLM, caption_loss, generate
 from seemore_nb.vlm_train import caption, greedy_captions
@@ -113,7 +114,7 @@ SHORT = ('train.epochs=2', 'train.checkpoint_every=5')
 
 def run_launch(tmp, run_id, more=(), before='', timeout=240):
     "launch('vlm_smoke') in a fresh interpreter, after the patch code `before`."
-    code = textwrap.dedent(before) + f"from seemore_nb.train import launch\nlaunch('vlm_smoke', {vlm_overrides(tmp, run_id, *more)!r})\n"
+    code = textwrap.dedent(before) + f"from seemore_nb.launch import launch\nlaunch('vlm_smoke', {vlm_overrides(tmp, run_id, *more)!r})\n"
     env = os.environ | {'OMP_NUM_THREADS': '1'}
     return subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=timeout, env=env)
 
