@@ -21,6 +21,7 @@ from seemore_nb.launch import launch
 from seemore_nb.vlm_data import CaptionDataError, CaptionDataset, CharTokenizer, read_captions, synthetic_rows
 from seemore_nb.vlm_model import SeemoreVLM, caption_loss, generate
 from seemore_nb.vlm_train import caption, greedy_captions
+from test_train import KILL_AT_STEP, digests          # the engine tests' kill switch and weight digests
 
 BIN = Path(sys.executable).parent
 CAPTION = [str(BIN/'seemore_caption')] if (BIN/'seemore_caption').exists() else [sys.executable, '-m', 'seemore_nb.vlm_train']
@@ -119,22 +120,6 @@ def run_launch(tmp, run_id, more=(), before='', timeout=240):
     return subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=timeout, env=env)
 
 
-def digests(tmp, run_id):
-    return json.loads((Path(tmp)/'runs'/run_id/'complete.json').read_text())['weights_sha256_by_rank']
-
-
-KILL_AT_STEP_8 = """
-import os, signal, torch
-_steps, _step = {'n': 0}, torch.optim.Adam.step
-def step(self, *a, **k):
-    out = _step(self, *a, **k)
-    _steps['n'] += 1
-    if _steps['n'] == 8: os.kill(os.getpid(), signal.SIGKILL)
-    return out
-torch.optim.Adam.step = step
-"""
-
-
 @pytest.fixture(scope='module')
 def runs(tmp_path_factory):
     "A 2-process DDP run and an uninterrupted 1-process run of vlm_smoke."
@@ -159,7 +144,7 @@ def test_two_process_ddp_runs_the_task(runs):
 
 def test_kill_mid_epoch_then_resume_gives_the_same_weights(runs):
     tmp, _ = runs
-    killed = run_launch(tmp, 'killed', SHORT, before=KILL_AT_STEP_8)
+    killed = run_launch(tmp, 'killed', SHORT, before=KILL_AT_STEP.replace('KILL_STEP', '8'))
     assert killed.returncode == -signal.SIGKILL
     assert load_checkpoint(Path(tmp)/'runs'/'killed'/'checkpoints'/'last.pt')['global_step'] == 5
     resumed = run_launch(tmp, 'killed', SHORT)
