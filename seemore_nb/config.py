@@ -21,10 +21,10 @@ import yaml
 
 # %% auto #0
 __all__ = ['POSITIVE', 'FRACTION', 'RUN_ID', 'PACKAGE_DIR', 'PROFILES_DIR', 'project_root', 'resolve_path', 'atomic_write',
-           'DataConfig', 'SpectrogramConfig', 'StoreConfig', 'ModelConfig', 'TrainConfig', 'VLMConfig', 'Config',
-           'SeemoreError', 'ConfigError', 'build_config', 'validate_config', 'read_yaml', 'profile_names',
-           'parse_override', 'load_config', 'with_overrides', 'config_dict', 'save_config', 'config_hash',
-           'add_config_args', 'config_from_args', 'guarded']
+           'DataConfig', 'SpectrogramConfig', 'StoreConfig', 'ModelConfig', 'TrainConfig', 'VLMConfig',
+           'BaselinesConfig', 'Config', 'SeemoreError', 'ConfigError', 'build_config', 'validate_config', 'read_yaml',
+           'profile_names', 'parse_override', 'load_config', 'with_overrides', 'config_dict', 'save_config',
+           'config_hash', 'add_config_args', 'config_from_args', 'guarded']
 
 # %% ../nbs/00_config.ipynb #8c8e1d52
 def project_root() -> Path:
@@ -44,12 +44,15 @@ def resolve_path(path) -> Path:
     return path if path.is_absolute() else project_root()/path
 
 # %% ../nbs/00_config.ipynb #3fa28ea2
+_UMASK = os.umask(0); os.umask(_UMASK)
+
 def atomic_write(path, write, mode: str = 'wb') -> Path:
     "Call `write(f)` on a temporary file next to `path`, then rename it over `path`."
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)                   # mkstemp makes 0600 files; keep the permissions open() would give
         with os.fdopen(fd, mode) as f:
             write(f)
             f.flush()
@@ -131,6 +134,7 @@ class ModelConfig:
     "The ViT classifier."
     patch_size: int = field(default=16, metadata=_at_least(1))
     channels: int = field(default=12, metadata=_at_least(1))
+    input: str = field(default='palette', metadata={'choices': ('palette', 'rgb')})   # what the stem takes: palette indices (N, channels/3, H, W) from the store, or RGB (N, channels, H, W) (train.loader=per_file)
     hidden: int = field(default=768, metadata=_at_least(1))
     layers: int = field(default=3, metadata=_at_least(1))
     heads: int = field(default=3, metadata=_at_least(1))
@@ -144,6 +148,10 @@ class ModelConfig:
             raise ConfigError(f"config key 'model.hidden' ({self.hidden}) must be divisible by 'model.heads' ({self.heads})")
         if cfg.spectrogram.image_size % self.patch_size:
             raise ConfigError(f"config key 'spectrogram.image_size' ({cfg.spectrogram.image_size}) must be divisible by 'model.patch_size' ({self.patch_size})")
+        if self.input == 'palette' and self.channels % 3:
+            raise ConfigError(f"config key 'model.channels' ({self.channels}) must be 3 per series (RGB) for model.input=palette")
+        if cfg.train.loader == 'per_file' and self.input != 'rgb':
+            raise ConfigError("config key 'model.input' must be rgb when train.loader=per_file (the per-file loader reads RGB files): add model.input=rgb")
 
 RUN_ID = re.compile(r'^[A-Za-z0-9][A-Za-z0-9._+=-]*$')
 
@@ -222,6 +230,23 @@ class VLMConfig:
                               'so that some rows are left to train on')
 
 @dataclass
+class BaselinesConfig:
+    "The baselines beside the ViT (majority, logistic, ARIMA, multi-output regression), their intervals and the backtest."
+    block_length: int = field(default=20, metadata=_at_least(1))         # trading days per block of the moving-block bootstrap over dates
+    bootstrap_samples: int = field(default=1000, metadata=_at_least(10))  # bootstrap resamples per interval
+    confidence: float = field(default=0.95, metadata=FRACTION)            # interval coverage
+    seed: int = field(default=0, metadata=_at_least(0))                   # bootstrap and model seeds
+    logistic_c: float = field(default=1.0, metadata=POSITIVE)             # inverse L2 strength of the logistic regression
+    ridge_alpha: float = field(default=1.0, metadata={'min': 0})          # L2 strength of the multi-output regression
+    arima_p: list[int] = field(default_factory=lambda: [0, 1, 2], metadata=_at_least(0))   # AR orders tried (AIC on training returns)
+    arima_q: list[int] = field(default_factory=lambda: [0, 1], metadata=_at_least(0))      # MA orders tried
+    down: str = field(default='flat', metadata={'choices': ('flat', 'short')})   # backtest position when a model says down
+
+    def validate(self, cfg):
+        if not self.arima_p or not self.arima_q:
+            raise ConfigError("config keys 'baselines.arima_p' and 'baselines.arima_q' must each name at least one order, e.g. baselines.arima_p=[0,1]")
+
+@dataclass
 class Config:
     "The whole configuration: one section per pipeline stage."
     profile: str = 'paper'
@@ -232,6 +257,7 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     vlm: VLMConfig = field(default_factory=VLMConfig)
+    baselines: BaselinesConfig = field(default_factory=BaselinesConfig)
 
 # %% ../nbs/00_config.ipynb #13535c34
 class SeemoreError(Exception):
@@ -411,7 +437,8 @@ def _os_error_line(e: OSError) -> str:
     if e.errno == errno.ENOSPC: return f'no space left on {where}: free some space (or point the folder elsewhere) and run again'
     if e.errno in (errno.EACCES, errno.EPERM): return f'permission denied on {where}: make it writable or choose another folder'
     if e.errno == errno.EROFS: return f'{where} is on a read-only file system: choose a writable folder'
-    return f'{e.strerror or e} ({where})'
+    if e.errno == errno.ENOTDIR: return f'a part of {where} is a file, not a folder: choose another path'
+    return f'{e.strerror or e}: {where}'
 
 def guarded(prog: str, body, debug: bool = False) -> int:
     "Run a console script's `body()`; the project's errors and the OS's print as one line `prog: error: ...` and give exit 1."

@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from .config import (add_config_args, atomic_write, config_from_args, config_hash, load_config,
+from .config import (add_config_args, atomic_write, config_from_args, config_hash, guarded, load_config,
                                project_root, resolve_path, save_config)
 
 # %% auto #0
@@ -45,6 +45,7 @@ def run_stages(cfg) -> None:
     build_store(cfg)
     for devices in PAPER_DEVICES:                              # the classifier on 1 and on 2 DDP processes
         launch(with_overrides(cfg, [f'train.devices={devices}', f'train.run_id={classifier_run_id(cfg, devices)}']))
+    from seemore_nb import baselines; baselines.reproduce_stage(cfg)   # the baselines beside the ViT, on its test windows
     from seemore_nb import vlm_train; vlm_train.reproduce_stage(cfg)   # the Seemore VLM run (vlm_* profile matching cfg)
 
 def reproduce(profile: str = 'cpu', overrides=(), figures_dir=None) -> Path:
@@ -73,7 +74,9 @@ def main(argv=None) -> int:
     parser = add_config_args(argparse.ArgumentParser(prog='seemore_reproduce', description=main.__doc__))
     parser.add_argument('--figures-dir', help='where the figures go (default: the config\'s figures_dir)')
     args = parser.parse_args(argv)
-    config_from_args(args)                                     # fail fast on a bad key, before any notebook runs
-    figures = reproduce(args.config, args.overrides, args.figures_dir)
-    print((figures/'summary.md').read_text())
-    return 0
+    def body():
+        config_from_args(args)                                 # fail fast on a bad key, before any notebook runs
+        figures = reproduce(args.config, args.overrides, args.figures_dir)
+        print((figures/'summary.md').read_text())
+        return 0
+    return guarded('seemore_reproduce', body, args.debug)
