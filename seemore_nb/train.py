@@ -98,6 +98,7 @@ class ToyTask:
 TASKS = {'classifier': ClassifierTask, 'toy': ToyTask}
 
 def task_for(cfg: Config) -> Task:
+    if cfg.train.task == 'vlm': from seemore_nb.vlm_train import VLMTask; TASKS['vlm'] = VLMTask   # lazily: it imports this module
     return TASKS[cfg.train.task](cfg)
 
 # %% ../nbs/07_train.ipynb #8b6bbf0a

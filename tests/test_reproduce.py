@@ -16,7 +16,8 @@ def test_reproduce_writes_the_figures_and_summary(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = (tmp_path/'summary.md').read_text()
     for figure, notebook in [('prices_overview.png', '10_prices_overview'), ('spectrogram_gallery.png', '20_spectrogram_gallery'),
-                             ('classifier_curves.png', '30_classifier_curves'), ('timing_breakdown.png', '40_timing_breakdown')]:
+                             ('classifier_curves.png', '30_classifier_curves'), ('timing_breakdown.png', '40_timing_breakdown'),
+                             ('vlm_loss.png', '60_vlm_loss'), ('vlm_timing.png', '61_vlm_timing'), ('vlm_samples.png', '62_vlm_samples')]:
         assert (tmp_path/figure).stat().st_size > 10_000, figure
         assert f'`{figure}` | `nbs/paper/{notebook}.ipynb`' in summary
     executed = ROOT/'runs'/'reproduce'/'smoke'/'10_prices_overview.ipynb'
