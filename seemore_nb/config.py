@@ -180,6 +180,10 @@ class TrainConfig:
     keep_checkpoints: int = field(default=2, metadata=_at_least(1))   # step checkpoints kept besides last.pt and best.pt
     max_restarts: int = field(default=0, metadata=_at_least(0))       # torchrun --max-restarts
     profile_steps: list[int] = field(default_factory=list, metadata=_at_least(0))   # [first, last] global steps traced by the profiler
+    schedule: str = field(default='constant', metadata={'choices': ('constant', 'cosine')})   # lr schedule over epochs x steps per epoch
+    lr_warmup_steps: int = field(default=0, metadata=_at_least(0))   # linear lr warm-up from 0 over the first optimizer steps
+    lr_floor: float = field(default=0.0, metadata={'min': 0, 'max': 1})   # cosine: the final lr as a fraction of train.lr
+    grad_clip: float = field(default=0.0, metadata={'min': 0})        # max global gradient norm (unscaled under AMP); 0: off
 
     def validate(self, cfg):
         if self.run_id and (not RUN_ID.match(self.run_id) or '..' in self.run_id):

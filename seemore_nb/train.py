@@ -24,6 +24,7 @@ from .config import Config, ConfigError, add_config_args, atomic_write, config_d
 from .distributed import (DistEnv, all_gather_objects, all_reduce_sum, barrier, broadcast_object,
                                     setup_distributed, teardown_distributed, unwrap, wrap_model)
 from .checkpoints import load_checkpoint, rng_state, set_rng_state, write_checkpoint
+from .schedule import clip_gradients, set_lr
 from .runs import (TIMING_COLUMNS, GracefulStop, RunError, RunFolder, RunInterrupted, changed_keys, die_with_parent,
                              newest_checkpoint, resume_hint)
 from .store import EpochBatches, build_store, make_loader, open_store, split_dataset, store_dir
@@ -134,6 +135,7 @@ class Trainer:
         shard = dict(num_replicas=env.world_size, rank=env.rank)
         self.train_batches = EpochBatches(len(self.train_ds), t.batch_size, shuffle=True, seed=t.seed, **shard)
         self.val_batches = EpochBatches(len(self.val_ds), t.batch_size, **shard)
+        self.total_steps = t.epochs * self.steps_in_epoch()          # the lr schedule's length, the same on resume
         self.clock = Clock(env.device)
         self.epoch = self.step = self.global_step = 0
         self.history, self.timing, self.best_val = [], [], float('inf')
@@ -192,6 +194,8 @@ def train_epoch(self: Trainer, epoch: int) -> dict:
         t3 = clock()
         self.scaler.scale(loss).backward()
         t4 = clock()
+        clip_gradients(self.model, self.opt, self.scaler, t.grad_clip)
+        set_lr(self.opt, t, self.global_step, self.total_steps)
         self.scaler.step(self.opt); self.scaler.update(); self.opt.zero_grad(set_to_none=True)
         t5 = clock()
         _add(self.epoch_sums, sums)
