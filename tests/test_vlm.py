@@ -140,6 +140,7 @@ def test_two_process_ddp_runs_the_task(runs):
     assert set(timing['rank']) == {0, 1}
     state = load_checkpoint(folder/'checkpoints'/'last.pt')
     assert 'a' in state.get('task', {}).get('tokenizer', {}).get('chars', 'a')
+    assert state['optimizer']['param_groups'][0]['lr'] < 0.003 / 10          # the cosine schedule ran down to its floor (0)
 
 
 def test_kill_mid_epoch_then_resume_gives_the_same_weights(runs):
