@@ -31,7 +31,7 @@ def _device_axis(ax, devices, kind: str):
     ax.set_xlabel(f'devices ({kind})')
     ax.set_xticks(range(len(devices)), [str(d) for d in devices])
 
-def bar_figure(numbers: pd.DataFrame, metric: str, ylabel: str, title: str, fmt: str = '{:.1f}', ideal: float | None = None):
+def bar_figure(numbers: pd.DataFrame, metric: str, ylabel: str, title: str, fmt: str = '{:.3g}', ideal: float | None = None):
     "Grouped bars of `metric` by device count, one bar per group (framework × loader × precision)."
     import matplotlib.pyplot as plt
     apply_style()
@@ -86,9 +86,12 @@ def plot_breakdown(numbers: pd.DataFrame, title: str = 'Where a training iterati
     "Stacked mean per-iteration phase times, one bar per group and device count; a phase not measured is n/a."
     import matplotlib.pyplot as plt
     apply_style()
-    df = _groups(numbers).sort_values(['group', 'devices'])
-    fig, ax = plt.subplots(figsize=(max(6, 0.7 * len(df) + 3), 4.2))
-    labels = [f'{r.group}\n{r.devices}' for r in df.itertuples()] if df.group.nunique() > 1 else [str(d) for d in df.devices]
+    df = _groups(numbers)
+    df = df.assign(_v=df.variant.map({v: i for i, v in enumerate(VARIANTS)})).sort_values(['framework', '_v', 'amp', 'devices'])
+    fig, ax = plt.subplots(figsize=(max(6, 0.8 * len(df) + 3), 4.2))
+    short = lambda r: ', '.join([FRAMEWORKS.get(r.framework, r.framework)] * (df.framework.nunique() > 1) + [r.variant.replace('_', '-')]
+                                * (df.variant.nunique() > 1) + [r.amp] * (df.amp.nunique() > 1))
+    labels = [f'{short(r)}\n{r.devices}' if df.group.nunique() > 1 else str(r.devices) for r in df.itertuples()]
     bottom = np.zeros(len(df))
     for phase, colour in zip(PHASES, COLOURS):
         vals = df[f'{phase}_ms'].to_numpy(dtype=float)
@@ -97,8 +100,8 @@ def plot_breakdown(numbers: pd.DataFrame, title: str = 'Where a training iterati
         ax.bar(range(len(df)), np.nan_to_num(vals), bottom=bottom, color=colour, label=name)
         bottom += np.nan_to_num(vals)
     for x, (v, tot) in enumerate(zip(bottom, df.total_ms)): ax.annotate(f'{tot:.1f} ms', (x, v), ha='center', va='bottom', fontsize=7)
-    ax.set_xticks(range(len(df)), labels, fontsize=7 if df.group.nunique() > 1 else 9)
-    ax.set(xlabel=f'devices ({df.device_kind.iloc[0]})' if df.group.nunique() == 1 else f'group, devices ({df.device_kind.iloc[0]})',
+    ax.set_xticks(range(len(df)), labels)
+    ax.set(xlabel=f'devices ({df.device_kind.iloc[0]})' if df.group.nunique() == 1 else f'loader, devices ({df.device_kind.iloc[0]})',
            ylabel='ms per iteration', title=title)
     ax.legend(loc='upper left', bbox_to_anchor=(1, 1))
     fig.tight_layout()

@@ -324,10 +324,10 @@ def plot_gallery(store: Store, path=None, split: str = 'test', seed: int = 0):
     for ax in axes[-1]: ax.set_xlabel('trading day in the window')
     fig.suptitle(f'Spectrogram samples ({split} split, {size} px): top strip = the min-max normalized series (grey), '
                  'below it |CWT| (Morlet)', fontsize=10)
-    fig.tight_layout(rect=(0, 0.05, 0.93, 1))
+    fig.tight_layout(rect=(0, 0.04, 0.93, 1))
     bar = fig.colorbar(plt.cm.ScalarMappable(cmap='jet'), cax=fig.add_axes((0.94, 0.2, 0.012, 0.6)))
     bar.set_ticks([0, 1], labels=['min', 'max']); bar.set_label('|CWT| within each image', fontsize=8)
-    fig.text(0.5, 0.005, f'* volatility: {vol_label}', ha='center', fontsize=8)
+    fig.text(0.5, 0.01, f'* volatility: {vol_label}', ha='center', fontsize=8)
     if path is not None: save_figure(fig, path)
     return fig
 

@@ -49,15 +49,16 @@ def run_footer(cfg: dict, what: str = '') -> str:
     return ' · '.join(parts + ([what] if what else []))
 
 def footer(fig, text: str) -> None:
-    "Write `text` under the figure (room is made for it)."
-    fig.subplots_adjust(bottom=max(fig.subplotpars.bottom, 0.16))
-    fig.text(0.01, 0.01, text, fontsize=7, color='0.35', ha='left', va='bottom', wrap=True)
+    "Write `text` under the figure, wrapped to its width (`save_figure` grows the saved area to hold it)."
+    import textwrap
+    lines = textwrap.wrap(text, width=int(fig.get_figwidth() * 17))
+    fig.text(0.01, -0.005, '\n'.join(lines), fontsize=7, color='0.35', ha='left', va='top')
 
 def save_figure(fig, path) -> list[Path]:
     "Write `path` as .png and .pdf (atomically, no timestamps in the metadata); the two paths."
     path, out = Path(path), []
     for fmt, meta in (('png', {'Software': None}), ('pdf', {'CreationDate': None, 'Producer': None, 'Creator': None})):
         target = path.with_suffix(f'.{fmt}')
-        atomic_write(target, lambda f: fig.savefig(f, format=fmt, metadata=meta))
+        atomic_write(target, lambda f: fig.savefig(f, format=fmt, metadata=meta, bbox_inches='tight', pad_inches=0.1))
         out.append(target)
     return out
