@@ -17,7 +17,7 @@ from .config import read_yaml
 
 # %% auto #0
 __all__ = ['PHASES', 'Run', 'load_run', 'timing_breakdown', 'throughput', 'scaling', 'epoch_times', 'total_time', 'samples_per_s',
-           'grid_numbers', 'plot_classifier_curves', 'plot_timing_breakdown']
+           'grid_numbers', 'classifier_runs', 'plot_classifier_curves', 'plot_timing_breakdown']
 
 # %% ../nbs/08_analysis.ipynb #dd3edcb2
 PHASES = ('data_wait', 'to_device', 'forward', 'backward', 'optimizer')
@@ -114,7 +114,16 @@ def grid_numbers(cells: pd.DataFrame) -> pd.DataFrame:
     out['E'] = out.samples_per_s.to_numpy() / (out.devices.to_numpy() * np.asarray(base, dtype=float))
     return out
 
-# %% ../nbs/08_analysis.ipynb #7ff36862
+# %% ../nbs/08_analysis.ipynb #89a8ec0c
+def classifier_runs(cfg, devices=(1, 2)) -> dict[int, Path]:
+    "The run folders of the grid's learning classifier cells of `cfg`'s profile, by device count."
+    from seemore_nb.grid import grid_plan, profile_overrides
+    plan = grid_plan(cfg.profile, profile_overrides(cfg))
+    sel = plan[(plan.kind == 'learning') & (plan.task == 'classifier') & (plan.framework == 'pytorch') & (plan.amp == 'off')
+               & (plan.variant == 'store') & plan.devices.isin(devices)]
+    return {int(r.devices): r.folder for r in sel.itertuples()}
+
+# %% ../nbs/08_analysis.ipynb #262c0cb6
 def plot_classifier_curves(runs: list[Run], path=None, baseline: float | None = None):
     "Train and validation loss and accuracy per epoch, one line style per device count; `baseline`: majority-class accuracy."
     import matplotlib.pyplot as plt

@@ -20,7 +20,7 @@ from .config import (PACKAGE_DIR, SeemoreError, ConfigError, TrainConfig, config
 # %% auto #0
 __all__ = ['GRIDS_DIR', 'COLUMNS', 'KINDS', 'GridError', 'Cell', 'grid_path', 'load_grid', 'train_overrides',
            'template_parameters', 'cell_config', 'gpu_count', 'missing_feature', 'grid_plan', 'format_plan',
-           'load_cells', 'timing_cells']
+           'profile_overrides', 'load_cells', 'timing_cells']
 
 # %% ../nbs/20a_grid.ipynb #ab192a2e
 GRIDS_DIR = PACKAGE_DIR/'configs'/'grids'
@@ -161,7 +161,18 @@ def format_plan(plan: pd.DataFrame) -> str:
     show = plan[['name', 'kind', 'needs', 'config', 'task', 'framework', 'devices', 'variant', 'amp', 'epochs', 'warmup', 'status']]
     return show.to_string(index=False, max_colwidth=80)
 
-# %% ../nbs/20a_grid.ipynb #fe2c254c
+# %% ../nbs/20a_grid.ipynb #a05e874e
+def profile_overrides(cfg) -> list[str]:
+    "The dotted overrides that make `cfg` from its packaged profile."
+    import json
+    from seemore_nb.config import config_dict
+    def diff(a, b, prefix=''):
+        for k in b:
+            if isinstance(b[k], dict): yield from diff(a.get(k, {}), b[k], f'{prefix}{k}.')
+            elif a.get(k) != b[k]: yield f'{prefix}{k}={json.dumps(b[k]) if not isinstance(b[k], str) else b[k]}'
+    return list(diff(config_dict(load_config(cfg.profile)), config_dict(cfg)))
+
+# %% ../nbs/20a_grid.ipynb #b6ba8426
 def load_cells(plan: pd.DataFrame, profile: str, **where) -> pd.DataFrame:
     "The plan's rows matching `where` (column=value), with their finished runs in `run`; missing runs: an error with the command."
     from seemore_nb.analysis import load_run

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .config import atomic_write, project_root
+from .config import SeemoreError, atomic_write, project_root
 from .style import DATA_SOURCES
 
 # %% auto #0
@@ -79,6 +79,11 @@ def results_markdown(cfg, plan: pd.DataFrame, drawn: list, outcomes: list, prov:
         epochs.columns = ['cell', *[f'epoch {e} s' for e in epochs.columns[1:]]]
         out += ['## Seconds per epoch (training + validation)', '', markdown_table(epochs, {c: '{:.2f}' for c in epochs.columns[1:]}), '']
     else: out += ['No finished runs.', '']
+    try:
+        from seemore_nb.baselines import load_results, results_markdown as baselines_table
+        out += ['## Baselines (test split; accuracy with its interval, from `seemore_nb.baselines`)', '', baselines_table(load_results(cfg), cfg), '']
+    except ImportError: pass                                  # this version has no baselines
+    except SeemoreError as e: out += ['## Baselines', '', f'not available: {e}', '']
     skipped = plan[plan.status.str.startswith('skipped') | plan.status.str.startswith('error') | (plan.status == 'todo')]
     if len(skipped): out += ['## Cells without a run', '', markdown_table(skipped[['name', 'status']]), '']
     out += ['## Figures', '', markdown_table(pd.DataFrame(drawn, columns=['figure', 'template', 'seconds']).assign(
