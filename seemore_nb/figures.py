@@ -12,8 +12,8 @@ from .analysis import PHASES, epoch_times
 from .style import COLOURS, apply_style
 
 # %% auto #0
-__all__ = ['VARIANTS', 'FRAMEWORKS', 'group_label', 'bar_figure', 'line_figure', 'plot_throughput', 'plot_efficiency',
-           'plot_breakdown', 'plot_epoch_times', 'plot_amp', 'plot_run_curves']
+__all__ = ['VARIANTS', 'FRAMEWORKS', 'group_label', 'stack_phases', 'bar_figure', 'line_figure', 'plot_throughput',
+           'plot_efficiency', 'plot_breakdown', 'plot_epoch_times', 'plot_amp', 'plot_run_curves']
 
 # %% ../nbs/09b_figures.ipynb #a97cce75
 VARIANTS = {'per_file': 'per-file loader', 'parallel': 'per-file + worker processes', 'store': 'store'}
@@ -30,6 +30,23 @@ def _groups(numbers: pd.DataFrame) -> pd.DataFrame:
 def _device_axis(ax, devices, kind: str):
     ax.set_xlabel(f'devices ({kind})')
     ax.set_xticks(range(len(devices)), [str(d) for d in devices])
+
+def _finish(fig, ax):
+    "Legend outside on the right, tight layout."
+    ax.legend(loc='upper left', bbox_to_anchor=(1, 1))
+    fig.tight_layout()
+    return fig
+
+def stack_phases(ax, x, df: pd.DataFrame, mixed: str = ' (n/a in some runs)') -> np.ndarray:
+    "Stacked bars of the per-iteration phases (`<phase>_ms` columns) at `x`; a phase not measured is labelled n/a. The tops."
+    bottom = np.zeros(len(df))
+    for phase, colour in zip(PHASES, COLOURS):
+        vals = df[f'{phase}_ms'].to_numpy(dtype=float)
+        missing = np.isnan(vals)
+        name = phase.replace('_', ' ') + (' (n/a: not measured)' if missing.all() else mixed if missing.any() else '')
+        ax.bar(x, np.nan_to_num(vals), bottom=bottom, color=colour, label=name)
+        bottom += np.nan_to_num(vals)
+    return bottom
 
 def bar_figure(numbers: pd.DataFrame, metric: str, ylabel: str, title: str, fmt: str = '{:.3g}', ideal: float | None = None):
     "Grouped bars of `metric` by device count, one bar per group (framework × loader × precision)."
@@ -50,9 +67,7 @@ def bar_figure(numbers: pd.DataFrame, metric: str, ylabel: str, title: str, fmt:
     _device_axis(ax, devices, df.device_kind.iloc[0])
     ax.set(ylabel=ylabel, title=title)
     ax.set_ylim(0, max(ideal or 0, np.nanmax(table.to_numpy(dtype=float), initial=0)) * 1.2 or 1)
-    ax.legend(loc='upper left', bbox_to_anchor=(1, 1))
-    fig.tight_layout()
-    return fig
+    return _finish(fig, ax)
 
 def line_figure(numbers: pd.DataFrame, metric: str, ylabel: str, title: str, ideal=None):
     "`metric` against device count, one line per group; `ideal`: a function of the device count drawn dashed."
@@ -69,9 +84,7 @@ def line_figure(numbers: pd.DataFrame, metric: str, ylabel: str, title: str, ide
     ax.set_xscale('log', base=2); ax.set_xticks(devices, [str(d) for d in devices]); ax.minorticks_off()
     ax.set(xlabel=f'devices ({df.device_kind.iloc[0]})', ylabel=ylabel, title=title)
     ax.set_ylim(bottom=0)
-    ax.legend(loc='upper left', bbox_to_anchor=(1, 1))
-    fig.tight_layout()
-    return fig
+    return _finish(fig, ax)
 
 def plot_throughput(numbers: pd.DataFrame, title: str = 'Training throughput (after warm-up)'):
     "Training samples per second by device count, with each group's linear ideal."
@@ -92,20 +105,12 @@ def plot_breakdown(numbers: pd.DataFrame, title: str = 'Where a training iterati
     short = lambda r: ', '.join([FRAMEWORKS.get(r.framework, r.framework)] * (df.framework.nunique() > 1) + [r.variant.replace('_', '-')]
                                 * (df.variant.nunique() > 1) + [r.amp] * (df.amp.nunique() > 1))
     labels = [f'{short(r)}\n{r.devices}' if df.group.nunique() > 1 else str(r.devices) for r in df.itertuples()]
-    bottom = np.zeros(len(df))
-    for phase, colour in zip(PHASES, COLOURS):
-        vals = df[f'{phase}_ms'].to_numpy(dtype=float)
-        missing = np.isnan(vals)
-        name = phase.replace('_', ' ') + (' (n/a: not measured)' if missing.all() else ' (n/a in some runs)' if missing.any() else '')
-        ax.bar(range(len(df)), np.nan_to_num(vals), bottom=bottom, color=colour, label=name)
-        bottom += np.nan_to_num(vals)
+    bottom = stack_phases(ax, range(len(df)), df)
     for x, (v, tot) in enumerate(zip(bottom, df.total_ms)): ax.annotate(f'{tot:.1f} ms', (x, v), ha='center', va='bottom', fontsize=7)
     ax.set_xticks(range(len(df)), labels)
     ax.set(xlabel=f'devices ({df.device_kind.iloc[0]})' if df.group.nunique() == 1 else f'loader, devices ({df.device_kind.iloc[0]})',
            ylabel='ms per iteration', title=title)
-    ax.legend(loc='upper left', bbox_to_anchor=(1, 1))
-    fig.tight_layout()
-    return fig
+    return _finish(fig, ax)
 
 def plot_epoch_times(cells: pd.DataFrame, title: str = 'Time per epoch'):
     "Wall seconds of every epoch, one line per device count; the warm-up epochs (left out of the totals) shaded."
@@ -120,9 +125,7 @@ def plot_epoch_times(cells: pd.DataFrame, title: str = 'Time per epoch'):
     if warm: ax.axvspan(0.5, warm + 0.5, color='0.9', zorder=0, label=f'warm-up ({warm} epoch{"s" * (warm > 1)}, not in totals)')
     ax.set(xlabel='epoch', ylabel='seconds (training + validation)', title=title)
     ax.set_ylim(bottom=0)
-    ax.legend(loc='upper left', bbox_to_anchor=(1, 1))
-    fig.tight_layout()
-    return fig
+    return _finish(fig, ax)
 
 def plot_amp(numbers: pd.DataFrame, title: str = 'Mixed precision against fp32 (1 device)'):
     "Throughput and per-iteration phases of each precision side by side."
@@ -134,16 +137,10 @@ def plot_amp(numbers: pd.DataFrame, title: str = 'Mixed precision against fp32 (
     ax_t.bar(names, df.samples_per_s, color=COLOURS[:len(df)])
     for x, v in enumerate(df.samples_per_s): ax_t.annotate(f'{v:.0f}/s', (x, v), ha='center', va='bottom', fontsize=8)
     ax_t.set(ylabel='training samples / s', title='Throughput (after warm-up)')
-    bottom = np.zeros(len(df))
-    for phase, colour in zip(PHASES, COLOURS):
-        vals = df[f'{phase}_ms'].to_numpy(dtype=float)
-        ax_b.bar(names, np.nan_to_num(vals), bottom=bottom, color=colour, label=phase.replace('_', ' ') + (' (n/a)' if np.isnan(vals).all() else ''))
-        bottom += np.nan_to_num(vals)
+    stack_phases(ax_b, names, df)
     ax_b.set(ylabel='ms per iteration', title='Per-iteration phases')
-    ax_b.legend(loc='upper left', bbox_to_anchor=(1, 1))
     fig.suptitle(title)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, ax_b)
 
 def plot_run_curves(run):
     "Every per-epoch metric of one run, train and validation together (the training template's inline plot)."

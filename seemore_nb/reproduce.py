@@ -56,7 +56,7 @@ def run_notebook(template: Path, out: Path, parameters: dict) -> dict:
     start = time.perf_counter()
     try:
         pm.execute_notebook(str(template), str(out), parameters=parameters, kernel_name='python3', cwd=str(project_root()),
-                            progress_bar=False, log_output=False, extra_arguments=KERNEL_ARGS,
+                            progress_bar=False, log_output=False, extra_arguments=KERNEL_ARGS, shutdown_kernel='immediate',
                             kernel_manager_class=_kernel_manager(out.with_suffix('.kernel.log')))
     finally:
         wall = time.perf_counter() - start

@@ -105,6 +105,10 @@ def write_results(path, cfg, plan, drawn, outcomes) -> Path:
 def read_results_table(path, heading: str = '## Runs') -> pd.DataFrame:
     "A table of RESULTS.md back as a DataFrame of strings (for checks)."
     lines = Path(path).read_text().split(heading, 1)[1].strip().splitlines()
-    rows = [l.strip().strip('|').split('|') for l in lines if l.startswith('|')]
+    table = []
+    for l in lines:
+        if l.startswith('|'): table.append(l)
+        elif table: break                                      # the table ends at its first other line
+    rows = [l.strip().strip('|').split('|') for l in table]
     rows = [[c.strip() for c in r] for r in rows]
     return pd.DataFrame(rows[2:], columns=rows[0])

@@ -17,6 +17,10 @@ FIGURES = ['prices_overview', 'spectrogram_gallery', 'classifier_curves', 'timin
            'fig02_pytorch_vs_tensorflow', 'fig03_throughput', 'fig04_scaling_efficiency', 'fig05_epoch_time',
            'fig06_iteration_breakdown', 'fig07_loaders_breakdown', 'fig08_loaders_total_time', 'fig09_loaders_throughput',
            'fig10_loaders_efficiency', 'amp_vs_fp32']
+try:
+    import seemore_nb.baselines                                   # merged: its stage cell runs and its two figures are drawn
+    FIGURES += ['baselines', 'backtest']
+except ImportError: pass
 
 
 def reproduce(*args, timeout=900):
