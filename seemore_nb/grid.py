@@ -173,11 +173,12 @@ def profile_overrides(cfg) -> list[str]:
     return list(diff(config_dict(load_config(cfg.profile)), config_dict(cfg)))
 
 # %% ../nbs/20a_grid.ipynb #b6ba8426
-def load_cells(plan: pd.DataFrame, profile: str, **where) -> pd.DataFrame:
-    "The plan's rows matching `where` (column=value), with their finished runs in `run`; missing runs: an error with the command."
+def load_cells(plan: pd.DataFrame, profile: str, timing: bool = False, **where) -> pd.DataFrame:
+    "The plan's rows matching `where` (column=value), with their finished runs in `run`; missing runs: an error with the command. `timing`: see `timing_cells`."
     from seemore_nb.analysis import load_run
     sel = plan[(plan.kind != 'stage') & ~plan.status.str.startswith('skipped')]
     for k, v in where.items(): sel = sel[sel[k].isin(v if isinstance(v, (list, tuple, set)) else [v])]
+    if timing: sel = timing_cells(sel)
     missing = sel[sel.status != 'done']
     if len(missing):
         raise GridError(f'runs missing for {", ".join(missing.name)}: make them with '

@@ -153,7 +153,7 @@ def report(outcomes: list[Outcome]) -> str:
         if o.status == 'failed': lines.append(f'FAILED {o.name}: {o.detail}' + (f'\n  executed notebook: {o.notebook}' if o.notebook else ''))
     return '\n'.join(lines)
 
-# %% ../nbs/20_reproduce.ipynb #53185951
+# %% ../nbs/20_reproduce.ipynb #87904d74
 def main(argv=None) -> int:
     "Console script `seemore_reproduce`: every run of the grid and every figure of the paper."
     parser = add_config_args(argparse.ArgumentParser(prog='seemore_reproduce', description=main.__doc__))
