@@ -124,6 +124,7 @@ def plot_epoch_times(cells: pd.DataFrame, title: str = 'Time per epoch'):
         ax.plot(s.index, s.to_numpy(), marker='o', color=colour, label=f'{c.devices} device{"s" * (c.devices > 1)}')
     if warm: ax.axvspan(0.5, warm + 0.5, color='0.9', zorder=0, label=f'warm-up ({warm} epoch{"s" * (warm > 1)}, not in totals)')
     ax.set(xlabel='epoch', ylabel='seconds (training + validation)', title=title)
+    ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
     ax.set_ylim(bottom=0)
     return _finish(fig, ax)
 
