@@ -133,7 +133,7 @@ def test_committed_sample_matches_its_build_script(tmp_path):
 
 @pytest.mark.parametrize('args, last_line', [
     (['spectrogram'], r'spectrogram: fast \d+/s, reference \d+/s, ratio \d+x, agreement 0\.\d{3}'),
-    (['train', '--config', 'smoke', '--repeats', '1'], r'train: engine \d+ samples/s, bare loop \d+ samples/s, overhead -?\d+\.\d%'),
+    (['train', '--config', 'smoke', '--repeats', '1'], r'train: engine \d+ samples/s on palette batches, \d+ samples/s on RGB batches \(palette [+-]\d+\.\d%\), bare loop \d+ samples/s, overhead -?\d+\.\d%'),
 ])
 def test_benchmark_commands_print_their_ratio_line_last(args, last_line):
     import re
