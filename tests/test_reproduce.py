@@ -88,7 +88,7 @@ def test_results_md_numbers_equal_the_run_folders(smoke):
 
 def test_second_pass_skips_every_completed_run_without_a_kernel(smoke):
     records = {p: p.stat().st_mtime_ns for p in smoke.runs.glob('*/train_run.ipynb')}
-    proc = reproduce(*smoke.overrides, '--only', '*dev', '--figures-dir', str(smoke.figures), timeout=300)
+    proc = reproduce(*smoke.overrides, '--only', '*dev,vlm', '--figures-dir', str(smoke.figures), timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     skipped = re.findall(r'^(\S+): skipped \(complete: ', proc.stdout + proc.stderr, re.M)
     assert len(skipped) == len(records) >= 9
