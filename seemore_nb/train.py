@@ -28,6 +28,7 @@ from .config import (Config, ConfigError, add_config_args, atomic_write, config_
                                load_config, resolve_path, save_config, with_overrides)
 from .distributed import (DistEnv, all_gather_objects, all_reduce_sum, barrier, broadcast_object,
                                     setup_distributed, teardown_distributed, unwrap, wrap_model)
+from .machines import launch_tf, machines, torchrun_node_args
 from .store import EpochBatches, PerFileDataset, StoreDataset, build_store, make_loader, open_store, store_dir
 from .vit import vit_from_config
 
@@ -412,9 +413,9 @@ def _log_tail(logs: Path, lines: int = 40) -> str:
 
 def torchrun_command(cfg: Config, config_path: Path) -> list[str]:
     logs = run_dir(cfg)/'logs'
-    return [sys.executable, '-m', 'torch.distributed.run', '--standalone', f'--nproc-per-node={cfg.train.devices}',
+    return [sys.executable, '-m', 'torch.distributed.run', f'--nproc-per-node={cfg.train.devices}',
             f'--max-restarts={cfg.train.max_restarts}', '--log-dir', str(logs), '--redirects', '3', '--tee', '3',
-            '--local-ranks-filter', '0', '-m', 'seemore_nb.train', '--config', str(config_path)]
+            '--local-ranks-filter', '0', *torchrun_node_args(cfg, logs), '-m', 'seemore_nb.train', '--config', str(config_path)]
 
 def launch(config: Config | str = 'cpu', overrides=()) -> Path:
     "Train `config` (a Config, a profile name, or a YAML path) on `train.devices`; the run folder."
@@ -423,8 +424,9 @@ def launch(config: Config | str = 'cpu', overrides=()) -> Path:
     if not cfg.train.run_id: cfg = with_overrides(cfg, [f'train.run_id={new_run_id(cfg)}'])
     folder = run_dir(cfg)
     folder.mkdir(parents=True, exist_ok=True)
+    if cfg.train.framework == 'tensorflow': return launch_tf(cfg, folder)     # its own process: TF fixes devices at start
     config_path = save_config(cfg, folder/'config.yaml')
-    if cfg.train.devices > 1 and cfg.train.strategy != 'dp':
+    if (cfg.train.devices > 1 or machines(cfg).nodes > 1) and cfg.train.strategy != 'dp':
         task_for(cfg).prepare(DistEnv())                         # build the store once, before any rank starts
         proc = subprocess.run(torchrun_command(cfg, config_path), env=os.environ | {'PYTHONUNBUFFERED': '1'})
         if proc.returncode != 0:
