@@ -95,7 +95,7 @@ def benchmark_ddp(cfg, steps: int = 30) -> dict:
     "Training samples/s of 1 and of 2 DDP processes on this machine (after a warm-up epoch)."
     from seemore_nb.analysis import load_run, scaling
     from seemore_nb.config import with_overrides
-    from seemore_nb.train import launch
+    from seemore_nb.launch import launch
     with tempfile.TemporaryDirectory() as runs:
         done = [load_run(launch(with_overrides(cfg, [f'train.runs_dir={runs}', f'train.run_id=ddp{n}', f'train.devices={n}',
                                                       f'train.steps_per_epoch={steps}', 'train.epochs=3', 'train.warmup_epochs=1'])))
@@ -153,25 +153,32 @@ def bench_config():
 
 def main(argv=None) -> int:
     "Console script `seemore_bench`: measure a target against its reference and print the ratio last."
+    from seemore_nb.config import add_config_args, guarded
     parser = argparse.ArgumentParser(prog='seemore_bench', description=main.__doc__)
     parser.add_argument('target', choices=['spectrogram', 'loader', 'train', 'amp'])
-    parser.add_argument('--config', default=None, help="profile (train: cpu, amp: paper)")
+    add_config_args(parser, default=None)          # --config (train: cpu, amp: paper, loader: the bench store), KEY=VALUE, --debug
     parser.add_argument('--peak-tflops', type=float, help='device peak for MFU when it is not a known GPU')
     parser.add_argument('--repeats', type=int, default=None, help='timed repeats (loader: 3, train: 6)')
     args = parser.parse_args(argv)
+    return guarded('seemore_bench', lambda: _run(args), args.debug)
+
+def _run(args) -> int:
+    from seemore_nb.config import ConfigError, load_config, with_overrides
+    if args.target == 'spectrogram' and (args.config or args.overrides):
+        raise ConfigError('seemore_bench spectrogram measures fixed windows: it takes no --config or overrides')
     if args.target == 'spectrogram':
         from seemore_nb.spectrogram import benchmark_spectrogram, format_spectrogram_line
         print(format_spectrogram_line(benchmark_spectrogram()))            # one thread: it limits the pools itself
     elif args.target == 'train':
         from seemore_nb.config import load_config
-        cfg = load_config(args.config or 'cpu')
+        cfg = load_config(args.config or 'cpu', args.overrides)
         ddp = benchmark_ddp(cfg)
         print('ddp on CPU: ' + ', '.join(f"{n} process{'es' * (n > 1)} {row['samples_per_s']:.0f} samples/s" for n, row in ddp.items())
               + f" (speed-up {ddp[2]['speedup']:.2f}x, scaling efficiency {ddp[2]['scaling_efficiency']:.0%})")
         print(format_train_line(benchmark_train(cfg, repeats=args.repeats or 6)))
     elif args.target == 'amp':
         from seemore_nb.config import load_config
-        cfg = load_config(args.config or 'paper')
+        cfg = load_config(args.config or 'paper', args.overrides)
         off, bf16 = benchmark_amp(cfg, 'off'), benchmark_amp(cfg, 'bf16')
         peak = args.peak_tflops
         mfu = bf16['tflops'] / peak if peak else bf16['mfu']
@@ -180,7 +187,8 @@ def main(argv=None) -> int:
               f"MFU {'n/a (unknown peak: pass --peak-tflops)' if mfu is None else f'{mfu:.1%}'}")
     else:
         from seemore_nb.store import build_store, open_store
-        store = open_store(build_store(bench_config()))
+        cfg = load_config(args.config, args.overrides) if args.config else with_overrides(bench_config(), args.overrides)
+        store = open_store(build_store(cfg))
         r = benchmark_loader(store, repeats=args.repeats or 3)
         kib = store.manifest['bytes_per_sample'] / 1024
         print(f"store: {len(store)} samples at {store.stock.shape[-1]} px, {kib:.1f} KiB/sample on disk (per-file: "

@@ -55,8 +55,9 @@ def atomic_write(path, write, mode: str = 'wb') -> Path:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError) and e.filename is None: e.filename = str(path)   # "no space left on PATH", not on nothing
         raise
     return path
 
@@ -174,8 +175,7 @@ class TrainConfig:
     framework: str = field(default='pytorch', metadata={'choices': ('pytorch', 'tensorflow')})   # the engine: 07_train or 10_train_tf
     nodes: int = field(default=0, metadata=_at_least(0))           # machines; 0: from PET_NNODES / TF_CONFIG, else 1
     node_rank: int = field(default=-1, metadata=_at_least(-1))     # this machine (torchrun node rank = TF task index); -1: from NODE_RANK / TF_CONFIG, else 0
-    rdzv_endpoint: str = ''            # torchrun c10d rendezvous host:port; '': PET_RDZV_ENDPOINT or MASTER_ADDR:MASTER_PORT
-    workers: list[str] = field(default_factory=list)   # TensorFlow worker host:port list, task index = node_rank; []: TF_CONFIG
+    rendezvous: str = ''               # several machines: torchrun's c10d host:port, or TensorFlow's worker list 'host:port,host:port'; '': env vars
 
     def validate(self, cfg):
         if self.run_id and (not RUN_ID.match(self.run_id) or '..' in self.run_id):
@@ -183,10 +183,8 @@ class TrainConfig:
                               "no path separators and no '..'")
         if self.profile_steps and (len(self.profile_steps) != 2 or self.profile_steps[0] > self.profile_steps[1]):
             raise ConfigError(f"config key 'train.profile_steps' ({self.profile_steps}) must be empty or [first, last] with first <= last")
-        if self.workers and self.nodes and len(self.workers) != self.nodes:
-            raise ConfigError(f"config key 'train.workers' lists {len(self.workers)} workers but 'train.nodes' is {self.nodes}: give one host:port per machine")
-        if self.node_rank >= max(self.nodes, len(self.workers), 1) and (self.nodes or self.workers):
-            raise ConfigError(f"config key 'train.node_rank' ({self.node_rank}) must be below the number of machines ({max(self.nodes, len(self.workers))})")
+        if self.nodes and self.node_rank >= self.nodes:
+            raise ConfigError(f"config key 'train.node_rank' ({self.node_rank}) must be below 'train.nodes' ({self.nodes})")
 
 @dataclass
 class Config:
@@ -377,7 +375,8 @@ def _os_error_line(e: OSError) -> str:
     if e.errno == errno.ENOSPC: return f'no space left on {where}: free some space (or point the folder elsewhere) and run again'
     if e.errno in (errno.EACCES, errno.EPERM): return f'permission denied on {where}: make it writable or choose another folder'
     if e.errno == errno.EROFS: return f'{where} is on a read-only file system: choose a writable folder'
-    return f'{e.strerror or e} ({where})'
+    if e.errno == errno.ENOTDIR: return f'a part of {where} is a file, not a folder: choose another path'
+    return f'{e.strerror or e}: {where}'
 
 def guarded(prog: str, body, debug: bool = False) -> int:
     "Run a console script's `body()`; the project's errors and the OS's print as one line `prog: error: ...` and give exit 1."

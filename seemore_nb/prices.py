@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .config import (Config, ConfigError, DataConfig, SeemoreError, add_config_args, atomic_write,
+from .config import (Config, ConfigError, DataConfig, SeemoreError, guarded, add_config_args, atomic_write,
                                config_from_args, resolve_path)
 
 # %% auto #0
@@ -77,11 +77,17 @@ def read_price_csv(path, columns=PRICE_COLUMNS) -> pd.DataFrame:
         names = pd.read_csv(path, nrows=0).columns
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
         raise PriceDataError(f'{path}: cannot be read as CSV ({str(e).strip()}); re-export it from yfinance') from None
+    if len(names) == 1 and (delim := next((d for d in (';', '\t', '|') if d in str(names[0])), None)):
+        raise PriceDataError(f'{path}: the columns are separated by {delim!r}, not commas; save it as comma-separated CSV '
+                             '(yfinance layout: Date,Open,High,Low,Close,Adj Close,Volume)')
     if len(names) != raw.shape[1]:
         raise PriceDataError(f'{path}: the header has {len(names)} columns but the rows have {raw.shape[1]}')
     raw.columns = [_YF_NAMES.get(str(n).strip(), str(n).strip()) for n in names]
     raw = raw.rename(columns={raw.columns[0]: 'date'})
-    dates = pd.to_datetime(raw['date'], format='ISO8601', errors='coerce')
+    text = raw['date'].str.strip()
+    if text.str.contains(r'(?:[+-]\d{2}:?\d{2}|Z)$').any():    # a UTC offset: the date part is the exchange's trading day
+        text = text.str.slice(0, 10)
+    dates = pd.to_datetime(text, format='ISO8601', errors='coerce')
     if dates.isna().any():
         pos = int(np.flatnonzero(dates.isna())[0])
         raise PriceDataError(f'{path}, line {pos + header_lines + 1}: date {raw["date"].iloc[pos]!r} is not a date (YYYY-MM-DD)')
@@ -92,6 +98,8 @@ def read_price_csv(path, columns=PRICE_COLUMNS) -> pd.DataFrame:
         bad = np.flatnonzero(values.isna().to_numpy() & (text != '').to_numpy())
         if len(bad): raise PriceDataError(f'{path}, line {bad[0] + header_lines + 1}: {col} {text.iloc[bad[0]]!r} is not a number')
         frame[col] = values.to_numpy()
+    if path.stem.startswith('^'):                             # an index (^VIX) may have no open/high/low/volume
+        columns = tuple(c for c in columns if c in frame.columns or c == 'adj_close')
     return validate_prices(frame, str(path), columns, header_lines)
 
 # %% ../nbs/01_prices.ipynb #6dc3444f
@@ -205,7 +213,12 @@ def _clip(frame: pd.DataFrame, start, end) -> pd.DataFrame:
     out.attrs = frame.attrs
     return out
 
-def _load_yfinance(tickers, start, end, cache_dir: Path, columns) -> dict:
+def _span(frame: pd.DataFrame) -> str:
+    asked = frame.attrs.get('download', {})
+    held = f'{frame.index.min():%Y-%m-%d}..{frame.index.max():%Y-%m-%d}' if len(frame) else 'no rows'
+    return f'{held} (downloaded for {asked["start"]}..{asked["end"]})' if asked else held
+
+def _load_yfinance(tickers, start, end, cache_dir: Path, columns, allow_partial: bool = False) -> dict:
     cached = {t: f for t in tickers if (f := read_cache(cache_dir, t)) is not None}
     if not probe_network():
         missing = [t for t in tickers if t not in cached]
@@ -213,6 +226,13 @@ def _load_yfinance(tickers, start, end, cache_dir: Path, columns) -> dict:
             raise OfflineError(f'no network: cannot download {", ".join(missing)} from yfinance. '
                                f'Cached tickers in {cache_dir}: {", ".join(sorted(cached)) or "none"}. '
                                'To work offline, use source="sample" (the committed data/sample/) or --source sample')
+        short = [t for t in tickers if not cache_covers(cached[t], start, end)]
+        if short and not allow_partial:
+            raise OfflineError(f'no network, and the yfinance cache covers less than the {start}..{end} asked for: '
+                               + '; '.join(f'{t} holds {_span(cached[t])}' for t in short)
+                               + f' ({cache_dir}). Connect to download the rest, narrow data.start/data.end, or accept the '
+                               'shorter series with data.allow_partial=true')
+        if short: warnings.warn(f'no network: {", ".join(short)} cover less than {start}..{end} (data.allow_partial=true)', stacklevel=3)
         warnings.warn(f'no network: serving {", ".join(tickers)} from the cache in {cache_dir}; it may be stale', stacklevel=3)
         return {t: cached[t][list(columns)] for t in tickers}
     out = {}
@@ -225,12 +245,12 @@ def _load_yfinance(tickers, start, end, cache_dir: Path, columns) -> dict:
     return out
 
 def load_prices(tickers, start=None, end=None, source: str = 'sample', folder=None, cache_dir=None,
-                columns=PRICE_COLUMNS) -> dict[str, pd.DataFrame]:
-    "Tidy daily prices per ticker: `{ticker: frame}` with a `date` index and `columns`."
-    tickers = [tickers] if isinstance(tickers, str) else list(tickers)
+                columns=PRICE_COLUMNS, allow_partial: bool = False) -> dict[str, pd.DataFrame]:
+    "Tidy daily prices per ticker: `{ticker: frame}` with a `date` index and `columns` (an index such as ^VIX: those it has)."
+    tickers = list(dict.fromkeys([tickers] if isinstance(tickers, str) else tickers))
     if source == 'yfinance':
         prices = _load_yfinance(tickers, start or '1990-01-01', end or pd.Timestamp.today().strftime('%Y-%m-%d'),
-                                resolve_path(cache_dir or DataConfig.cache_dir), columns)
+                                resolve_path(cache_dir or DataConfig.cache_dir), columns, allow_partial)
     elif source in ('sample', 'csv'):
         folder = resolve_path(folder or (DataConfig.sample_dir if source == 'sample' else DataConfig.csv_dir))
         if not folder.is_dir(): raise PriceDataError(f'{folder}: no such folder of per-ticker CSV files (source={source!r})')
@@ -313,11 +333,16 @@ def load_study_prices(cfg: Config | DataConfig) -> StudyPrices:
     "Prices, context series, calendar and gaps for the config's tickers and dates."
     data = cfg.data if isinstance(cfg, Config) else cfg
     warmup_start = (pd.Timestamp(data.start) - pd.Timedelta(days=45)).strftime('%Y-%m-%d')  # realized vol needs 21 prior days
-    loaded = load_prices([*data.tickers, data.market], warmup_start, data.end, data.source, _folder(data), data.cache_dir)
-    market = loaded.pop(data.market)
+    loaded = load_prices([*data.tickers, data.market], warmup_start, data.end, data.source, _folder(data), data.cache_dir,
+                         allow_partial=data.allow_partial)
+    market = loaded[data.market]                              # also a ticker when data.tickers names it
     calendar = trading_calendar(market)
     calendar = calendar[calendar >= pd.Timestamp(data.start)]
-    prices = {t: _clip(f, data.start, data.end) for t, f in loaded.items()}
+    prices = {t: _clip(loaded[t], data.start, data.end) for t in data.tickers}
+    no_volume = [t for t, f in prices.items() if 'volume' not in f.columns]
+    if no_volume:
+        raise PriceDataError(f'{", ".join(no_volume)}: no Volume column from source={data.source!r}; a ticker to train needs '
+                             'Adj Close and Volume (an index such as ^VIX has none): remove it from data.tickers')
     volatility, label = _volatility(data, market, calendar, data.start, data.end)
     context = pd.DataFrame({'market': market['adj_close'].reindex(calendar), 'volatility': volatility}, index=calendar)
     return StudyPrices(prices, context, calendar, calendar_gaps(prices, calendar), label, data.source)
@@ -358,12 +383,10 @@ def main(argv=None) -> int:
     for key in ('source', 'start', 'end'):
         if getattr(args, key): args.overrides.append(f'data.{key}={getattr(args, key)}')
     if args.tickers: args.overrides.append(f'data.tickers=[{",".join(args.tickers)}]')
-    try:
+    def body():
         study = load_study_prices(config_from_args(args))
-    except (ConfigError, PriceDataError, OfflineError) as e:
-        print(f'seemore_prices: error: {e}', file=sys.stderr)
-        return 1
-    with pd.option_context('display.width', 120):
-        print(study.summary().to_string())
-    print(f'\ncontext: S&P 500 ({len(study.calendar)} calendar days); volatility: {study.volatility_label}')
-    return 0
+        with pd.option_context('display.width', 120):
+            print(study.summary().to_string())
+        print(f'\ncontext: S&P 500 ({len(study.calendar)} calendar days); volatility: {study.volatility_label}')
+        return 0
+    return guarded('seemore_prices', body, args.debug)

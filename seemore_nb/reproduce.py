@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from .config import (add_config_args, atomic_write, config_from_args, config_hash, load_config,
+from .config import (add_config_args, atomic_write, config_from_args, config_hash, guarded, load_config,
                                project_root, resolve_path, save_config)
 
 # %% auto #0
@@ -41,7 +41,7 @@ def run_stages(cfg) -> None:
     from seemore_nb.analysis import classifier_run_id, PAPER_DEVICES
     from seemore_nb.store import build_store
     from seemore_nb.config import with_overrides
-    from seemore_nb.train import launch
+    from seemore_nb.launch import launch
     build_store(cfg)
     for devices in PAPER_DEVICES:                              # the classifier on 1 and on 2 DDP processes
         launch(with_overrides(cfg, [f'train.devices={devices}', f'train.run_id={classifier_run_id(cfg, devices)}']))
@@ -72,7 +72,9 @@ def main(argv=None) -> int:
     parser = add_config_args(argparse.ArgumentParser(prog='seemore_reproduce', description=main.__doc__))
     parser.add_argument('--figures-dir', help='where the figures go (default: the config\'s figures_dir)')
     args = parser.parse_args(argv)
-    config_from_args(args)                                     # fail fast on a bad key, before any notebook runs
-    figures = reproduce(args.config, args.overrides, args.figures_dir)
-    print((figures/'summary.md').read_text())
-    return 0
+    def body():
+        config_from_args(args)                                 # fail fast on a bad key, before any notebook runs
+        figures = reproduce(args.config, args.overrides, args.figures_dir)
+        print((figures/'summary.md').read_text())
+        return 0
+    return guarded('seemore_reproduce', body, args.debug)

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .config import (PACKAGE_DIR, Config, ConfigError, SeemoreError, add_config_args, atomic_write, config_dict,
+from .config import (PACKAGE_DIR, Config, ConfigError, SeemoreError, guarded, add_config_args, atomic_write, config_dict,
                                config_from_args, resolve_path, save_config)
 from .prices import OfflineError, PriceDataError, load_study_prices
 from .spectrogram import render_windows
@@ -319,14 +319,12 @@ def main(argv=None) -> int:
     parser = add_config_args(argparse.ArgumentParser(prog='seemore_store', description=main.__doc__))
     parser.add_argument('--rebuild', action='store_true', help='build again even when a valid store exists')
     args = parser.parse_args(argv)
-    try:
+    def body():
         cfg = config_from_args(args)
         store = open_store(build_store(cfg, rebuild=args.rebuild), cfg)
-    except (ConfigError, PriceDataError, OfflineError, StoreError) as e:
-        print(f'seemore_store: error: {e}', file=sys.stderr)
-        return 1
-    m = store.manifest
-    print(f'{store.folder}\n  samples {m["samples"]}, dates {m["dates"]}, {m["bytes_per_sample"] / 1024:.1f} KiB/sample, '
-          f'built in {m["build_seconds"]} s\n  splits {m["windows"]["splits"]}\n  skipped {m["windows"]["skipped"]}, '
-          f'purged {m["windows"]["purged"]}\n  volatility: {m["windows"]["volatility"]}')
-    return 0
+        m = store.manifest
+        print(f'{store.folder}\n  samples {m["samples"]}, dates {m["dates"]}, {m["bytes_per_sample"] / 1024:.1f} KiB/sample, '
+              f'built in {m["build_seconds"]} s\n  splits {m["windows"]["splits"]}\n  skipped {m["windows"]["skipped"]}, '
+              f'purged {m["windows"]["purged"]}\n  volatility: {m["windows"]["volatility"]}')
+        return 0
+    return guarded('seemore_store', body, args.debug)

@@ -6,15 +6,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
-import shutil
-import subprocess
 import sys
 import time
 from contextlib import nullcontext
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Protocol
 
@@ -24,23 +20,26 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import (Config, ConfigError, add_config_args, atomic_write, config_dict, config_from_args,
-                               load_config, resolve_path, save_config, with_overrides)
+from .config import Config, ConfigError, add_config_args, atomic_write, config_dict, config_from_args
 from .distributed import (DistEnv, all_gather_objects, all_reduce_sum, barrier, broadcast_object,
                                     setup_distributed, teardown_distributed, unwrap, wrap_model)
-from .machines import launch_tf, machines, torchrun_node_args
+from .checkpoints import load_checkpoint, rng_state, set_rng_state, write_checkpoint
+from .runs import (TIMING_COLUMNS, GracefulStop, RunError, RunFolder, RunInterrupted, changed_keys, die_with_parent,
+                             newest_checkpoint, resume_hint)
 from .store import EpochBatches, PerFileDataset, StoreDataset, build_store, make_loader, open_store, store_dir
 from .vit import vit_from_config
 
 # %% auto #0
-__all__ = ['TASKS', 'TIMING_COLUMNS', 'RESUMABLE_CHANGES', 'Task', 'ClassifierTask', 'ToyTask', 'task_for', 'new_run_id',
-           'run_dir', 'seed_everything', 'rng_state', 'set_rng_state', 'Clock', 'write_checkpoint', 'load_checkpoint',
-           'Trainer', 'train_epoch', 'evaluate', 'save', 'weights_digest', 'summary_writer', 'fit', 'TrainingError',
-           'train', 'torchrun_command', 'launch', 'main', 'worker_main']
+__all__ = ['TASKS', 'Task', 'ClassifierTask', 'ToyTask', 'task_for', 'seed_everything', 'Clock', 'Trainer', 'train_epoch',
+           'evaluate', 'save', 'weights_digest', 'summary_writer', 'fit', 'train', 'worker_main']
 
 # %% ../nbs/07_train.ipynb #82275e09
 class Task(Protocol):
-    "What the engine needs from a kind of training."
+    """What the engine needs from a kind of training. Optional hooks, used when a task has them:
+    `state() -> dict` and `load_state(dict)`: plain containers saved in every checkpoint (e.g. a tokenizer);
+    `final_evaluation(model, folder, env) -> dict`: once after training, on the best weights, on every rank
+    (rank 0 writes), stored in `complete.json['evaluation']`. A dataset with `reads_batches = True` gets a list
+    of indices and returns a whole collated batch."""
     def prepare(self, env: DistEnv) -> None: ...                   # build artifacts (rank 0), before datasets
     def build_model(self) -> nn.Module: ...
     def dataset(self, split: str): ...                             # 'train' or 'val'
@@ -96,26 +95,11 @@ def task_for(cfg: Config) -> Task:
     return TASKS[cfg.train.task](cfg)
 
 # %% ../nbs/07_train.ipynb #8b6bbf0a
-def new_run_id(cfg: Config) -> str:
-    return f'{cfg.profile}-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}'
-
-def run_dir(cfg: Config) -> Path:
-    if not cfg.train.run_id: raise ConfigError('train.run_id is empty: launch() or seemore_train assigns one')
-    return resolve_path(cfg.train.runs_dir)/cfg.train.run_id
-
 def seed_everything(seed: int, deterministic: bool):
     random.seed(seed); np.random.seed(seed); torch.manual_seed(seed)
     if deterministic:
         os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', ':4096:8')
         torch.use_deterministic_algorithms(True)
-
-def rng_state() -> dict:
-    return dict(python=random.getstate(), numpy=np.random.get_state(), torch=torch.get_rng_state(),
-                cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None)
-
-def set_rng_state(state: dict):
-    random.setstate(state['python']); np.random.set_state(state['numpy']); torch.set_rng_state(state['torch'])
-    if state['cuda'] is not None and torch.cuda.is_available(): torch.cuda.set_rng_state_all(state['cuda'])
 
 class Clock:
     "Wall-clock reads that wait for the GPU first, so each phase is charged with its own work."
@@ -124,42 +108,15 @@ class Clock:
         if self.cuda: torch.cuda.synchronize()
         return time.perf_counter()
 
-# %% ../nbs/07_train.ipynb #262840d0
-def _link_atomically(src: Path, dst: Path):
-    tmp = dst.with_name(f'.{dst.name}.{os.getpid()}.tmp')
-    tmp.unlink(missing_ok=True)
-    os.link(src, tmp)
-    os.replace(tmp, dst)
-
-def write_checkpoint(folder: Path, state: dict, global_step: int, best: bool, keep: int) -> Path:
-    "Save `state` as step-<global_step>.pt, update last.pt (and best.pt), prune old step files."
-    path = folder/f'step-{global_step:07d}.pt'
-    atomic_write(path, lambda f: torch.save(state, f))
-    _link_atomically(path, folder/'last.pt')
-    if best: _link_atomically(path, folder/'best.pt')
-    for old in sorted(folder.glob('step-*.pt'))[:-max(1, keep)]: old.unlink()
-    return path
-
-def load_checkpoint(path: Path) -> dict:
-    return torch.load(path, map_location='cpu', weights_only=False)
-
 # %% ../nbs/07_train.ipynb #c85061a9
-TIMING_COLUMNS = ['run', 'rank', 'world_size', 'epoch', 'step', 'global_step', 'phase', 'batch_size',
-                  'data_wait', 'to_device', 'forward', 'backward', 'optimizer', 'total']
-
 class Trainer:
     "Train `task` under `cfg` on this process's share of the devices."
-    def __init__(self, cfg: Config, task: Task, env: DistEnv):
+    def __init__(self, cfg: Config, task: Task, env: DistEnv, started: bool = False):
         self.cfg, self.task, self.env, t = cfg, task, env, cfg.train
         seed_everything(t.seed, t.deterministic)
-        self.dir = run_dir(cfg)
-        self.ckpt_dir = self.dir/'checkpoints'
-        if env.is_main:
-            if t.resume == 'off':                 # start again: the old run's checkpoints and logs go
-                for old in ('checkpoints', 'timing', 'tensorboard', 'complete.json', 'metrics.csv', 'timing.parquet'):
-                    shutil.rmtree(self.dir/old, ignore_errors=True) if (self.dir/old).is_dir() else (self.dir/old).unlink(missing_ok=True)
-            self.ckpt_dir.mkdir(parents=True, exist_ok=True)
-            save_config(cfg, self.dir/'config.yaml')
+        self.run = RunFolder(cfg)
+        self.dir, self.ckpt_dir = self.run.dir, self.run.checkpoints
+        if env.is_main and not started: self.run.start()      # launch() started it already (check, then write)
         barrier(env)
         task.prepare(env)
         self.model = wrap_model(task.build_model(), env, t.strategy, t.devices)
@@ -173,7 +130,7 @@ class Trainer:
         self.clock = Clock(env.device)
         self.epoch = self.step = self.global_step = 0
         self.history, self.timing, self.best_val = [], [], float('inf')
-        self.epoch_sums, self.epoch_start = {}, None
+        self.epoch_sums, self.epoch_start, self.stop = {}, None, None
         self.resumed = self._resume() if t.resume == 'auto' else False
 
     def autocast(self):
@@ -183,6 +140,18 @@ class Trainer:
     def steps_in_epoch(self) -> int:
         n = len(self.train_batches) + self.train_batches.skip
         return min(n, self.cfg.train.steps_per_epoch) if self.cfg.train.steps_per_epoch else n
+
+    def stop_requested(self) -> bool:
+        "True on every rank when any rank got SIGTERM or Ctrl-C (one small all-reduce per step under DDP)."
+        flag = float(bool(self.stop and self.stop.requested))
+        if self.env.distributed: flag = all_reduce_sum(torch.tensor([flag], device=self.env.device), self.env).item()
+        return flag > 0
+
+    def interrupt(self):
+        "Checkpoint where we are (all ranks) and stop with one line that says how to resume."
+        self.save()
+        raise RunInterrupted(f'run {self.cfg.train.run_id} stopped on {self.stop.signal or "a signal"} after a checkpoint at '
+                             f'epoch {self.epoch + 1}, step {self.step}; {resume_hint(self.cfg)}')
 
 # %% ../nbs/07_train.ipynb #2240d82c
 def _add(sums: dict, new: dict):
@@ -219,11 +188,13 @@ def train_epoch(self: Trainer, epoch: int) -> dict:
         self.scaler.step(self.opt); self.scaler.update(); self.opt.zero_grad(set_to_none=True)
         t5 = clock()
         _add(self.epoch_sums, sums)
+        step_loss = loss.item()
         self.timing.append((t.run_id, env.rank, env.world_size, epoch, self.step, self.global_step, 'train', int(sums['count']),
-                            t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4, t5 - t0))
+                            t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4, t5 - t0, step_loss))
         self.step += 1; self.global_step += 1
         self._profile_step()
-        bar.set_postfix(loss=f'{loss.item():.4f}', refresh=False); bar.update()
+        bar.set_postfix(loss=f'{step_loss:.4f}', refresh=False); bar.update()
+        if self.stop_requested(): bar.close(); self.interrupt()
         if t.checkpoint_every and self.global_step % t.checkpoint_every == 0 and self.step < total: self.save()
     bar.close()
     return _means(self.epoch_sums, env, env.device)
@@ -250,7 +221,7 @@ def evaluate(self: Trainer, epoch: int) -> dict:
         t3 = clock()
         _add(sums, s)
         self.timing.append((self.cfg.train.run_id, env.rank, env.world_size, epoch, step, self.global_step, 'val', int(s['count']),
-                            t1 - t0, t2 - t1, t3 - t2, 0.0, 0.0, t3 - t0))
+                            t1 - t0, t2 - t1, t3 - t2, 0.0, 0.0, t3 - t0, float('nan')))
         step += 1
     self.model.train()
     return _means(sums, env, env.device)
@@ -259,54 +230,48 @@ Trainer.evaluate = evaluate
 
 # %% ../nbs/07_train.ipynb #db54a9d5
 def _state(self: Trainer) -> dict:
-    return dict(model=unwrap(self.model).state_dict(), optimizer=self.opt.state_dict(), scaler=self.scaler.state_dict(),
-                epoch=self.epoch, step=self.step, global_step=self.global_step, epoch_sums=self.epoch_sums,
-                epoch_start=self.epoch_start, history=self.history, best_val=self.best_val,
-                rng=all_gather_objects(rng_state(), self.env), timing_rows=all_gather_objects(len(self.timing), self.env),
-                config=config_dict(self.cfg))
+    state = dict(model=unwrap(self.model).state_dict(), optimizer=self.opt.state_dict(), scaler=self.scaler.state_dict(),
+                 epoch=self.epoch, step=self.step, global_step=self.global_step, epoch_sums=self.epoch_sums,
+                 epoch_start=self.epoch_start, history=self.history, best_val=self.best_val,
+                 rng=all_gather_objects(rng_state(), self.env), timing_rows=all_gather_objects(len(self.timing), self.env),
+                 config=config_dict(self.cfg))
+    if hasattr(self.task, 'state'): state['task'] = self.task.state()
+    return state
 
 def save(self: Trainer, best: bool = False):
     "Checkpoint (all ranks take part; rank 0 writes), and each rank's timing rows so far."
     state = _state(self)
-    self._write_timing_part()
+    self.run.write_timing_part(self.env.rank, self.timing)
     if self.env.is_main: write_checkpoint(self.ckpt_dir, state, self.global_step, best, self.cfg.train.keep_checkpoints)
     barrier(self.env)
 
-def _timing_part(self: Trainer) -> Path: return self.dir/'timing'/f'rank{self.env.rank}.parquet'
-
-def _write_timing_part(self: Trainer):
-    frame = pd.DataFrame(self.timing, columns=TIMING_COLUMNS)
-    atomic_write(self._timing_part(), lambda f: frame.to_parquet(f))
-
-RESUMABLE_CHANGES = {'epochs', 'resume', 'max_restarts', 'runs_dir', 'num_workers', 'pin_memory', 'profile_steps',
-                     'checkpoint_every', 'keep_checkpoints'}
-
-def _changed_keys(saved: dict, current: dict, prefix: str = '') -> list[str]:
-    "Dotted keys whose values differ, except those a resumed run may change."
-    out = []
-    for k in sorted(set(saved) | set(current)):
-        a, b = saved.get(k), current.get(k)
-        if isinstance(a, dict) and isinstance(b, dict): out += _changed_keys(a, b, f'{prefix}{k}.')
-        elif a != b and not (prefix == 'train.' and k in RESUMABLE_CHANGES): out.append(f'{prefix}{k}')
-    return out
+def _newest(self: Trainer):
+    "Rank 0 finds the newest loadable checkpoint and tells every rank which (or the error, so that no rank waits)."
+    found, error = None, None
+    if self.env.is_main:
+        try: found = newest_checkpoint(self.ckpt_dir, load_checkpoint)
+        except RunError as e: error = str(e)
+    path, error = broadcast_object((str(found[0]) if found else None, error), self.env)
+    if error: raise RunError(error)
+    if path is None: return None
+    return found[1] if self.env.is_main else load_checkpoint(path)
 
 def _resume(self: Trainer) -> bool:
-    "Continue from last.pt when there is one; True when resumed."
-    path = self.ckpt_dir/'last.pt'
-    if not broadcast_object(path.exists(), self.env): return False
-    state = load_checkpoint(path)
-    changed = _changed_keys(state['config'], config_dict(self.cfg))
+    "Continue from the newest checkpoint that loads; True when resumed."
+    state = self._newest()
+    if state is None: return False
+    changed = changed_keys(state['config'], config_dict(self.cfg))
     if changed:
         raise ConfigError(f'run {self.dir} was trained with other values of {", ".join(changed)}; '
                           'choose another train.run_id, or train.resume=off to start it again')
     unwrap(self.model).load_state_dict(state['model'])
     self.opt.load_state_dict(state['optimizer']); self.scaler.load_state_dict(state['scaler'])
     for key in ('epoch', 'step', 'global_step', 'epoch_sums', 'epoch_start', 'history', 'best_val'): setattr(self, key, state[key])
+    if hasattr(self.task, 'load_state') and 'task' in state: self.task.load_state(state['task'])
     set_rng_state(state['rng'][self.env.rank])
-    part = self._timing_part()
-    rows = pd.read_parquet(part).head(state['timing_rows'][self.env.rank]) if part.exists() else pd.DataFrame(columns=TIMING_COLUMNS)
-    self.timing = list(rows.itertuples(index=False, name=None))
-    if self.env.is_main: print(f'resumed {self.dir.name} at epoch {self.epoch + 1}, step {self.step} (global step {self.global_step})')
+    self.timing = self.run.read_timing_part(self.env.rank, state['timing_rows'][self.env.rank])
+    if self.env.is_main and self.epoch < self.cfg.train.epochs:
+        print(f'resumed {self.dir.name} at epoch {self.epoch + 1}, step {self.step} (global step {self.global_step})')
     return True
 
 def _profile_step(self: Trainer):
@@ -324,7 +289,7 @@ def _profile_step(self: Trainer):
         self._profiler.export_chrome_trace(str(out))
         self._profiler = None
 
-for f in (save, _write_timing_part, _timing_part, _resume, _profile_step): setattr(Trainer, f.__name__, f)
+for f in (save, _newest, _resume, _profile_step): setattr(Trainer, f.__name__, f)
 
 # %% ../nbs/07_train.ipynb #46f2ba62
 def weights_digest(model: nn.Module) -> str:
@@ -335,22 +300,26 @@ def weights_digest(model: nn.Module) -> str:
         h.update(name.encode()); h.update(t.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
     return h.hexdigest()
 
-def _write_metrics(self: Trainer):
-    frame = pd.DataFrame(self.history)
-    atomic_write(self.dir/'metrics.csv', lambda f: frame.to_csv(f, index=False), mode='w')
+def _final_evaluation(self: Trainer) -> dict | None:
+    "The task's `final_evaluation` on the best weights (every rank), when the task has one."
+    if not hasattr(self.task, 'final_evaluation'): return None
+    best = self.ckpt_dir/'best.pt'
+    if best.exists(): unwrap(self.model).load_state_dict(load_checkpoint(best)['model'])
+    self.model.eval()
+    with torch.no_grad(), self.autocast(): return self.task.final_evaluation(unwrap(self.model), self.dir, self.env)
 
 def _finish(self: Trainer):
-    "Merge every rank's timing rows into timing.parquet and mark the run complete (rank 0)."
-    self._write_timing_part()
+    "Every rank's timing rows and the weights' digests, then (rank 0) timing.parquet and complete.json."
+    self.run.write_timing_part(self.env.rank, self.timing)
     digests = all_gather_objects(weights_digest(unwrap(self.model)), self.env)    # ranks must agree
+    evaluation = self._final_evaluation()
+    barrier(self.env)
     if self.env.is_main:
-        parts = [pd.read_parquet(p) for p in sorted((self.dir/'timing').glob('rank*.parquet'))]
-        timing = pd.concat(parts, ignore_index=True)
-        atomic_write(self.dir/'timing.parquet', lambda f: timing.to_parquet(f))
         summary = dict(run_id=self.cfg.train.run_id, world_size=self.env.world_size, epochs=self.epoch,
                        global_step=self.global_step, final=self.history[-1] if self.history else {},
-                       weights_sha256_by_rank=digests)
-        atomic_write(self.dir/'complete.json', lambda f: f.write(json.dumps(summary, indent=1)), mode='w')
+                       weights_sha256_by_rank=digests, framework='pytorch')
+        if evaluation is not None: summary['evaluation'] = evaluation
+        self.run.finish(summary)
     barrier(self.env)
 
 def summary_writer(folder: Path, purge_step=None):
@@ -362,97 +331,65 @@ def summary_writer(folder: Path, purge_step=None):
 
 def fit(self: Trainer) -> Path:
     "Train every remaining epoch, validating and checkpointing at each end; the run folder."
-    if (self.dir/'complete.json').exists() and self.resumed: return self.dir
     t = self.cfg.train
+    if self.resumed and self.epoch >= t.epochs and self.run.complete():
+        if self.env.is_main: print(f'run {t.run_id} is complete ({self.epoch} epochs): nothing to train')
+        return self.dir
     writer = summary_writer(self.dir/'tensorboard', self.global_step or None) if self.env.is_main else None
-    while self.epoch < t.epochs:
-        if self.step == 0: self.epoch_start, self.epoch_sums = time.time(), {}
-        train = self.train_epoch(self.epoch)
-        val = self.evaluate(self.epoch)
-        row = dict(epoch=self.epoch + 1, **{f'train_{k}': v for k, v in train.items() if k != 'count'},
-                   **{f'val_{k}': v for k, v in val.items() if k != 'count'},
-                   epoch_start=self.epoch_start, epoch_end=time.time(), samples=train['count'], val_samples=val['count'])
-        self.history.append(row)
-        best = val['loss'] < self.best_val
-        self.best_val = min(self.best_val, val['loss'])
-        self.epoch, self.step = self.epoch + 1, 0
-        if writer:
-            for k, v in row.items():
-                if k.startswith(('train_', 'val_')): writer.add_scalar(k.replace('_', '/', 1), v, self.epoch)
-            writer.add_scalar('throughput/samples_per_s', row['samples'] / (row['epoch_end'] - row['epoch_start']), self.epoch)
-            self._write_metrics()
-            print(f"epoch {self.epoch}/{t.epochs}: train loss {row['train_loss']:.4f} acc {row.get('train_accuracy', float('nan')):.3f} | "
-                  f"val loss {row['val_loss']:.4f} acc {row.get('val_accuracy', float('nan')):.3f}")
-        self.save(best)
+    with GracefulStop() as self.stop:
+        while self.epoch < t.epochs:
+            if self.step == 0: self.epoch_start, self.epoch_sums = time.time(), {}
+            train = self.train_epoch(self.epoch)
+            val = self.evaluate(self.epoch)
+            row = dict(epoch=self.epoch + 1, **{f'train_{k}': v for k, v in train.items() if k != 'count'},
+                       **{f'val_{k}': v for k, v in val.items() if k != 'count'},
+                       epoch_start=self.epoch_start, epoch_end=time.time(), samples=train['count'], val_samples=val['count'])
+            self.history.append(row)
+            best = val['loss'] < self.best_val
+            self.best_val = min(self.best_val, val['loss'])
+            self.epoch, self.step = self.epoch + 1, 0
+            if writer:
+                for k, v in row.items():
+                    if k.startswith(('train_', 'val_')): writer.add_scalar(k.replace('_', '/', 1), v, self.epoch)
+                writer.add_scalar('throughput/samples_per_s', row['samples'] / (row['epoch_end'] - row['epoch_start']), self.epoch)
+                self.run.write_metrics(self.history)
+                print(f"epoch {self.epoch}/{t.epochs}: train loss {row['train_loss']:.4f} acc {row.get('train_accuracy', float('nan')):.3f} | "
+                      f"val loss {row['val_loss']:.4f} acc {row.get('val_accuracy', float('nan')):.3f}")
+            self.save(best)
+            if self.epoch < t.epochs and self.stop_requested():
+                raise RunInterrupted(f'run {t.run_id} stopped on {self.stop.signal or "a signal"} after a checkpoint at the end of '
+                                     f'epoch {self.epoch}; {resume_hint(self.cfg)}')
     if writer: writer.close()
     self._finish()
     return self.dir
 
-for f in (_write_metrics, _finish, fit): setattr(Trainer, f.__name__, f)
+for f in (_final_evaluation, _finish, fit): setattr(Trainer, f.__name__, f)
 
 # %% ../nbs/07_train.ipynb #a91c535f
-class TrainingError(RuntimeError):
-    "A training run failed; the message holds the end of the failing rank's log."
-
-def train(cfg: Config, task: Task | None = None) -> Path:
-    "Train in this process (one rank under torchrun); the run folder."
+def train(cfg: Config, task: Task | None = None, started: bool = False) -> Path:
+    "Train in this process (one rank under torchrun); the run folder. `started`: the launcher already started the run folder."
     env = setup_distributed(cfg.train.device)
     try:
         if env.distributed and not cfg.train.run_id: raise ConfigError('train.run_id must be set for a multi-process run')
-        return Trainer(cfg, task or task_for(cfg), env).fit()
+        return Trainer(cfg, task or task_for(cfg), env, started=started).fit()
     finally:
         teardown_distributed()
 
-def _log_tail(logs: Path, lines: int = 40) -> str:
-    "The end of the most recent rank log that holds a traceback."
-    failed = [p for p in logs.rglob('*.log') if 'Traceback' in p.read_text(errors='replace')]
-    if not failed: return f'(no rank log with a traceback under {logs})'
-    path = max(failed, key=lambda p: p.stat().st_mtime)
-    tail = path.read_text(errors='replace').splitlines()[-lines:]
-    return f'{path}:\n' + '\n'.join(tail)
-
-def torchrun_command(cfg: Config, config_path: Path) -> list[str]:
-    logs = run_dir(cfg)/'logs'
-    return [sys.executable, '-m', 'torch.distributed.run', f'--nproc-per-node={cfg.train.devices}',
-            f'--max-restarts={cfg.train.max_restarts}', '--log-dir', str(logs), '--redirects', '3', '--tee', '3',
-            '--local-ranks-filter', '0', *torchrun_node_args(cfg, logs), '-m', 'seemore_nb.train', '--config', str(config_path)]
-
-def launch(config: Config | str = 'cpu', overrides=()) -> Path:
-    "Train `config` (a Config, a profile name, or a YAML path) on `train.devices`; the run folder."
-    cfg = config if isinstance(config, Config) else load_config(config, overrides)
-    if isinstance(config, Config) and overrides: raise ValueError('pass overrides with a profile name, not with a Config')
-    if not cfg.train.run_id: cfg = with_overrides(cfg, [f'train.run_id={new_run_id(cfg)}'])
-    folder = run_dir(cfg)
-    folder.mkdir(parents=True, exist_ok=True)
-    if cfg.train.framework == 'tensorflow': return launch_tf(cfg, folder)     # its own process: TF fixes devices at start
-    config_path = save_config(cfg, folder/'config.yaml')
-    if (cfg.train.devices > 1 or machines(cfg).nodes > 1) and cfg.train.strategy != 'dp':
-        task_for(cfg).prepare(DistEnv())                         # build the store once, before any rank starts
-        proc = subprocess.run(torchrun_command(cfg, config_path), env=os.environ | {'PYTHONUNBUFFERED': '1'})
-        if proc.returncode != 0:
-            raise TrainingError(f'training {cfg.train.run_id} failed (torchrun exit {proc.returncode}); {_log_tail(folder/"logs")}')
-        return folder
-    return train(cfg)
-
-# %% ../nbs/07_train.ipynb #a4723964
-def main(argv=None) -> int:
-    "Console script `seemore_train`: launch a training run (torchrun for several devices)."
-    parser = add_config_args(argparse.ArgumentParser(prog='seemore_train', description=main.__doc__))
-    args = parser.parse_args(argv)
-    try:
-        folder = launch(config_from_args(args))
-    except (ConfigError, TrainingError) as e:
-        print(f'seemore_train: error: {e}', file=sys.stderr)
-        return 1
-    print(folder)
-    return 0
-
 def worker_main(argv=None) -> int:
     "One rank under torchrun: `torchrun ... -m seemore_nb.train --config ... [overrides]`."
+    from torch.distributed.elastic.multiprocessing.errors import record
+    die_with_parent()                                         # the torchrun agent gone: this rank goes too
     args = add_config_args(argparse.ArgumentParser(prog='seemore_nb.train')).parse_args(argv)
     cfg = config_from_args(args)
     if not cfg.train.run_id: raise ConfigError('train.run_id must be set when torchrun starts seemore_nb.train')
-    train(cfg)
+    launched = os.environ.get('SEEMORE_RUN_STARTED') == cfg.train.run_id
+    lock = RunFolder(cfg).lock() if not launched and int(os.environ.get('RANK', 0)) == 0 else None
+    if lock: lock.acquire()
+    try: record(train)(cfg, started=launched)
+    except RunInterrupted as e:
+        if int(os.environ.get('RANK', 0)) == 0: print(e, file=sys.stderr)
+    finally:
+        if lock: lock.release()
     return 0
 
 if __name__ == '__main__' and 'get_ipython' not in globals(): sys.exit(worker_main())

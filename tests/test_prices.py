@@ -212,3 +212,35 @@ def test_gaps_against_the_calendar_are_reported(tmp_path):
                                                       'data.start=2010-01-01', 'data.end=2010-12-31']))
     assert study.gaps.values.tolist() == [['IBM', pd.Timestamp('2010-06-15'), 'missing']]
     assert study.summary().loc['IBM', 'missing_days'] == 1
+
+
+def test_offline_partial_cache_is_refused_unless_allowed(tmp_path, fake_yahoo, monkeypatch):
+    P.load_prices(['AAPL'], '2024-03-01', '2024-03-07', source='yfinance', cache_dir=tmp_path)     # cached for March 1-7
+    monkeypatch.setattr(P, 'probe_network', lambda *a, **k: False)
+    with pytest.raises(P.OfflineError, match=r'covers less than the 2024-01-01\.\.2024-03-07 asked for: AAPL holds '
+                                             r'2024-03-01\.\.2024-03-07 \(downloaded for 2024-03-01\.\.2024-03-07\).*data.allow_partial=true'):
+        P.load_prices(['AAPL'], '2024-01-01', '2024-03-07', source='yfinance', cache_dir=tmp_path)
+    with pytest.warns(UserWarning, match='cover less than'):
+        short = P.load_prices(['AAPL'], '2024-01-01', '2024-03-07', source='yfinance', cache_dir=tmp_path, allow_partial=True)
+    assert len(short['AAPL']) == 5
+
+
+def test_semicolon_csv_is_reported_as_a_delimiter_problem(tmp_path):
+    folder = _csv_folder(tmp_path, WELL_FORMED.replace(',', ';'))
+    with pytest.raises(P.PriceDataError, match=r"AAA.csv: the columns are separated by ';', not commas"):
+        P.load_prices('AAA', source='csv', folder=folder)
+
+
+def test_dates_with_utc_offsets_are_read_as_trading_days(tmp_path):
+    text = WELL_FORMED.replace('2024-03-04', '2024-03-04 00:00:00-05:00').replace('2024-03-05', '2024-03-05 00:00:00-05:00')
+    frame = P.load_prices('AAA', source='csv', folder=_csv_folder(tmp_path, text))['AAA']
+    assert frame.index.tz is None and list(frame.index.day) == [4, 5, 6, 7, 8]
+
+
+def test_sample_vix_without_volume_loads_and_gspc_can_be_a_ticker():
+    vix = P.load_prices(['^VIX'], source='sample')['^VIX']
+    assert 'adj_close' in vix.columns and 'volume' not in vix.columns and len(vix) > 1000
+    study = P.load_study_prices(load_config('smoke', ['data.tickers=[AAPL,MSFT,^GSPC]']))
+    assert list(study.prices) == ['AAPL', 'MSFT', '^GSPC']                  # nothing the user asked for is dropped
+    with pytest.raises(P.PriceDataError, match=r'\^VIX: no Volume column'):
+        P.load_study_prices(load_config('smoke', ['data.tickers=[^VIX]', 'data.start=2014-06-01', 'data.end=2015-06-01']))
