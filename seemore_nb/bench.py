@@ -159,7 +159,7 @@ def main(argv=None) -> int:
     add_config_args(parser, default=None)          # --config (train: cpu, amp: paper, loader: the bench store), KEY=VALUE, --debug
     parser.add_argument('--peak-tflops', type=float, help='device peak for MFU when it is not a known GPU')
     parser.add_argument('--repeats', type=int, default=None, help='timed repeats (loader: 3, train: 6)')
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)                  # the target, options and overrides in any order
     return guarded('seemore_bench', lambda: _run(args), args.debug)
 
 def _run(args) -> int:

@@ -190,6 +190,8 @@ def open_store(folder, cfg: Config | None = None, verify: bool = True) -> Store:
     try: manifest = json.loads((folder/'manifest.json').read_text())
     except (OSError, ValueError) as e:
         raise StoreError(f'{folder/"manifest.json"}: missing or unreadable ({e}). {_rebuild_hint(folder)}') from None
+    missing = [k for k in ('sha256', 'shapes', 'key') if k not in manifest]
+    if missing: raise StoreError(f'{folder/"manifest.json"}: corrupt store: the manifest has no {", ".join(missing)}. {_rebuild_hint(folder)}')
     if cfg is not None and manifest.get('key') != store_key(cfg):
         raise StoreError(f'{folder}: built for another config or code version (key {manifest.get("key")}, expected {store_key(cfg)}). {_rebuild_hint(folder)}')
     if verify:

@@ -175,3 +175,36 @@ def test_profiler_trace_per_file_loader_and_loader_workers(tmp_path):
     assert trace.stat().st_size > 1000 and '"traceEvents"' in trace.read_text()[:2000]
     timing = pd.read_parquet(folder/'timing.parquet')
     assert (timing.phase == 'train').sum() == 6
+
+
+def test_corrupt_last_checkpoint_falls_back_to_the_previous_one(reference):
+    tmp, expected = reference
+    every3 = ('train.epochs=2', 'train.steps_per_epoch=12', 'train.checkpoint_every=3')
+    killed = run_launch(tmp, 'corrupt', every3, before=KILL_AT_STEP.replace('KILL_STEP', '8'))
+    assert killed.returncode == -signal.SIGKILL
+    ckpt = Path(tmp)/'runs'/'corrupt'/'checkpoints'
+    (ckpt/'last.pt').write_bytes(b'not a checkpoint')        # the same file as step-0000006.pt (a hard link)
+    resumed = run_launch(tmp, 'corrupt', every3)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert 'skipped last.pt' in resumed.stderr and 'resumed corrupt at epoch 1, step 3' in resumed.stdout
+    assert digests(tmp, 'corrupt') == [expected]             # never from scratch: from step 3, to the same weights
+
+
+def test_a_killed_rank_is_named_with_its_signal_not_rank_zeros_progress(tmp_path):
+    site = tmp_path/'site'
+    site.mkdir()
+    (site/'sitecustomize.py').write_text(textwrap.dedent("""
+        import os, signal
+        if os.environ.get('RANK') == '1':
+            import torch
+            _step, _n = torch.optim.Adam.step, {'n': 0}
+            def step(self, *a, **k):
+                _n['n'] += 1
+                if _n['n'] == 3: os.kill(os.getpid(), signal.SIGKILL)
+                return _step(self, *a, **k)
+            torch.optim.Adam.step = step
+    """))
+    proc = run_launch(tmp_path, 'killed-rank', ('train.task=toy', 'train.devices=2'), sitecustomize_dir=site)
+    assert proc.returncode != 0
+    error = [l for l in proc.stderr.splitlines() if 'TrainingError' in l][-1]
+    assert 'training killed-rank failed: rank 1 (killed by SIGKILL)' in error and 'attempt_0/1/stderr.log' in error, error
