@@ -81,6 +81,15 @@ def tf_results(tmp):
         res['paper_params'] = keras_vit_from_config(load_config('paper')).count_params()
         train_tf.train_tf(cfg('reference', *{SHORT!r}[1:]))
         train_tf.train_tf(cfg('killed', *{SHORT!r}[1:]))
+        import os, signal
+        from seemore_nb.runs import RunInterrupted
+        def sigterm_at_7(self):
+            if self.global_step == 7: os.kill(os.getpid(), signal.SIGTERM)
+        train_tf.TFTrainer.after_step = sigterm_at_7
+        try: train_tf.train_tf(cfg('termed', *{SHORT!r}[1:]))
+        except RunInterrupted as e: res['termed'] = str(e)
+        train_tf.TFTrainer.after_step = lambda self: None
+        train_tf.train_tf(cfg('termed', *{SHORT!r}[1:]))
         train_tf.train_tf(cfg('mirrored', 'train.devices=2', 'train.epochs=3', 'train.profile_steps=[2,3]'))
         train_tf.train_tf(cfg('bf16', 'train.amp=bf16', 'train.epochs=1', 'train.steps_per_epoch=3'))
         try: train_tf.train_tf(cfg('killed', *{SHORT!r}[1:], 'train.lr=0.5'))
@@ -127,6 +136,13 @@ def test_sigkill_then_resume_is_bit_for_bit(tmp, tf_results):
     timing = pd.read_parquet(Path(tmp)/'runs'/'killed'/'timing.parquet')
     assert sorted(timing[timing.phase == 'train'].global_step) == list(range(24))      # no step lost or repeated
     assert 'ConfigError' in res['changed'] and 'train.lr' in res['changed']          # a changed setting is refused
+
+
+def test_sigterm_checkpoints_then_resumes_bit_for_bit(tmp, tf_results):
+    res, stdout = tf_results
+    assert 'stopped on SIGTERM after a checkpoint at epoch 1, step 8' in res['termed']
+    assert 'resumed termed at epoch 1, step 8' in stdout
+    assert complete(tmp, 'termed')['weights_sha256_by_rank'] == complete(tmp, 'reference')['weights_sha256_by_rank']
 
 
 def test_unsupported_and_bad_keys_fail_clearly(tmp):
