@@ -21,10 +21,10 @@ import yaml
 
 # %% auto #0
 __all__ = ['POSITIVE', 'FRACTION', 'RUN_ID', 'PACKAGE_DIR', 'PROFILES_DIR', 'project_root', 'resolve_path', 'atomic_write',
-           'DataConfig', 'SpectrogramConfig', 'StoreConfig', 'ModelConfig', 'TrainConfig', 'Config', 'SeemoreError',
-           'ConfigError', 'build_config', 'validate_config', 'read_yaml', 'profile_names', 'parse_override',
-           'load_config', 'with_overrides', 'config_dict', 'save_config', 'config_hash', 'add_config_args',
-           'config_from_args', 'guarded']
+           'DataConfig', 'SpectrogramConfig', 'StoreConfig', 'ModelConfig', 'TrainConfig', 'BaselinesConfig', 'Config',
+           'SeemoreError', 'ConfigError', 'build_config', 'validate_config', 'read_yaml', 'profile_names',
+           'parse_override', 'load_config', 'with_overrides', 'config_dict', 'save_config', 'config_hash',
+           'add_config_args', 'config_from_args', 'guarded']
 
 # %% ../nbs/00_config.ipynb #8c8e1d52
 def project_root() -> Path:
@@ -44,12 +44,15 @@ def resolve_path(path) -> Path:
     return path if path.is_absolute() else project_root()/path
 
 # %% ../nbs/00_config.ipynb #3fa28ea2
+_UMASK = os.umask(0); os.umask(_UMASK)
+
 def atomic_write(path, write, mode: str = 'wb') -> Path:
     "Call `write(f)` on a temporary file next to `path`, then rename it over `path`."
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)                   # mkstemp makes 0600 files; keep the permissions open() would give
         with os.fdopen(fd, mode) as f:
             write(f)
             f.flush()
@@ -187,6 +190,23 @@ class TrainConfig:
             raise ConfigError(f"config key 'train.node_rank' ({self.node_rank}) must be below 'train.nodes' ({self.nodes})")
 
 @dataclass
+class BaselinesConfig:
+    "The baselines beside the ViT (majority, logistic, ARIMA, multi-output regression), their intervals and the backtest."
+    block_length: int = field(default=20, metadata=_at_least(1))         # trading days per block of the moving-block bootstrap over dates
+    bootstrap_samples: int = field(default=1000, metadata=_at_least(10))  # bootstrap resamples per interval
+    confidence: float = field(default=0.95, metadata=FRACTION)            # interval coverage
+    seed: int = field(default=0, metadata=_at_least(0))                   # bootstrap and model seeds
+    logistic_c: float = field(default=1.0, metadata=POSITIVE)             # inverse L2 strength of the logistic regression
+    ridge_alpha: float = field(default=1.0, metadata={'min': 0})          # L2 strength of the multi-output regression
+    arima_p: list[int] = field(default_factory=lambda: [0, 1, 2], metadata=_at_least(0))   # AR orders tried (AIC on training returns)
+    arima_q: list[int] = field(default_factory=lambda: [0, 1], metadata=_at_least(0))      # MA orders tried
+    down: str = field(default='flat', metadata={'choices': ('flat', 'short')})   # backtest position when a model says down
+
+    def validate(self, cfg):
+        if not self.arima_p or not self.arima_q:
+            raise ConfigError("config keys 'baselines.arima_p' and 'baselines.arima_q' must each name at least one order, e.g. baselines.arima_p=[0,1]")
+
+@dataclass
 class Config:
     "The whole configuration: one section per pipeline stage."
     profile: str = 'paper'
@@ -196,6 +216,7 @@ class Config:
     store: StoreConfig = field(default_factory=StoreConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    baselines: BaselinesConfig = field(default_factory=BaselinesConfig)
 
 # %% ../nbs/00_config.ipynb #13535c34
 class SeemoreError(Exception):

@@ -45,6 +45,7 @@ def run_stages(cfg) -> None:
     build_store(cfg)
     for devices in PAPER_DEVICES:                              # the classifier on 1 and on 2 DDP processes
         launch(with_overrides(cfg, [f'train.devices={devices}', f'train.run_id={classifier_run_id(cfg, devices)}']))
+    from seemore_nb import baselines; baselines.reproduce_stage(cfg)   # the baselines beside the ViT, on its test windows
 
 def reproduce(profile: str = 'cpu', overrides=(), figures_dir=None) -> Path:
     "Run the pipeline stages, then every paper notebook for `profile`; return the figures folder."

@@ -25,8 +25,8 @@ from .config import (Config, ConfigError, SeemoreError, atomic_write, config_dic
                                save_config)
 
 # %% auto #0
-__all__ = ['RESUMABLE_CHANGES', 'TIMING_COLUMNS', 'PR_SET_PDEATHSIG', 'RunError', 'new_run_id', 'run_dir', 'RunLock',
-           'changed_keys', 'RunFolder', 'newest_checkpoint', 'RunInterrupted', 'resume_hint', 'GracefulStop',
+__all__ = ['RESUMABLE_CHANGES', 'OTHER_STAGES', 'TIMING_COLUMNS', 'PR_SET_PDEATHSIG', 'RunError', 'new_run_id', 'run_dir',
+           'RunLock', 'changed_keys', 'RunFolder', 'newest_checkpoint', 'RunInterrupted', 'resume_hint', 'GracefulStop',
            'die_with_parent']
 
 # %% ../nbs/06a_runs.ipynb #94744c31
@@ -84,11 +84,12 @@ class RunLock:
 # %% ../nbs/06a_runs.ipynb #d1580554
 RESUMABLE_CHANGES = {'epochs', 'resume', 'max_restarts', 'runs_dir', 'num_workers', 'pin_memory', 'profile_steps',
                      'checkpoint_every', 'keep_checkpoints', 'nodes', 'node_rank', 'rendezvous'}
+OTHER_STAGES = {'baselines'}      # config sections that training never reads: a run resumes whatever they hold
 
 def changed_keys(saved: dict, current: dict, prefix: str = '') -> list[str]:
     "Dotted keys whose values differ, except those a resumed run may change."
     out = []
-    for k in sorted(set(saved) | set(current)):
+    for k in sorted((set(saved) | set(current)) - (OTHER_STAGES if not prefix else set())):
         a, b = saved.get(k), current.get(k)
         if isinstance(a, dict) and isinstance(b, dict): out += changed_keys(a, b, f'{prefix}{k}.')
         elif a != b and not (prefix == 'train.' and k in RESUMABLE_CHANGES): out.append(f'{prefix}{k}')

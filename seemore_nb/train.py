@@ -70,6 +70,12 @@ class ClassifierTask:
         loss = F.cross_entropy(logits.float(), y)
         return loss, {'loss': loss.detach() * len(y), 'accuracy': (logits.argmax(1) == y).sum(), 'count': len(y)}
 
+    def final_evaluation(self, model, folder, env):
+        "The best weights on every test window once; rank 0 writes `predictions/test.parquet` (see `15_evaluation`)."
+        from seemore_nb.evaluation import evaluate_split
+        if self._store is None: self.dataset('test')                    # opens the store
+        return evaluate_split(model, self._store, env, folder, self.cfg.train.batch_size)
+
 class ToyTask:
     "A learnable toy regression, y = x·w + noise, for checking the engine without a store (`train.task=toy`)."
     def __init__(self, cfg: Config): self.cfg = cfg

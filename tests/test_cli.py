@@ -31,6 +31,7 @@ CASES = [
     ('seemore_train', ['--config', 'smoke', 'train.runs_dir=/dev/null/runs', 'train.task=toy'], 'a part of /dev/null/runs'),
     ('seemore_bench', ['train', '--config', 'smoke', 'model.heads=3'], "'model.hidden' (32) must be divisible by 'model.heads' (3)"),
     ('seemore_reproduce', ['--config', 'smoke', 'data.start=2013-01-01'], "'data.start' (2013-01-01) must be before 'data.end'"),
+    ('seemore_baselines', ['--config', 'smoke', 'data.val_fraction=0'], "'data.val_fraction' must be > 0"),
 ]
 
 

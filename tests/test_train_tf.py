@@ -123,6 +123,9 @@ def test_mirrored_two_logical_devices_trains_with_the_pytorch_schema(tmp, tf_res
     torch_metrics = ['epoch', 'train_loss', 'train_accuracy', 'val_loss', 'val_accuracy', 'epoch_start', 'epoch_end', 'samples', 'val_samples']
     assert list(metrics.columns) == torch_metrics
     assert any((run/'profile').rglob('*.xplane.pb')) and any((run/'tensorboard').iterdir())
+    evaluation = complete(tmp, 'mirrored')['evaluation']                   # the best weights on every test window once
+    predictions = pd.read_parquet(run/evaluation['predictions'])
+    assert evaluation['windows'] == len(predictions) == predictions.window_id.nunique() > 0 and predictions.prob_up.between(0, 1).all()
 
 
 def test_bf16_policy_runs(tmp, tf_results):

@@ -1,0 +1,98 @@
+"""The ViT's test predictions under a padded 2-rank DDP split, the baselines command, and the two figure templates with the ViT."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from seemore_nb.config import load_config
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def overrides(tmp):
+    "Smoke with one ticker and an odd number of test windows, so that two ranks need a padding repeat."
+    return [f'train.runs_dir={tmp}/runs', f'store.root={tmp}/stores', 'data.tickers=[AAPL]', 'data.test_fraction=0.152',
+            'train.epochs=1', 'train.steps_per_epoch=3', 'baselines.bootstrap_samples=200']
+
+
+@pytest.fixture(scope='module')
+def ddp_run(tmp_path_factory):
+    "A 2-process classifier run whose engine predicted the test split through the final-evaluation hook."
+    tmp = tmp_path_factory.mktemp('baselines')
+    more = overrides(tmp) + ['train.run_id=ddp', 'train.devices=2']
+    code = f"from seemore_nb.launch import launch; launch('smoke', {more!r})"
+    proc = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=300,
+                          env=os.environ | {'OMP_NUM_THREADS': '1'}, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return tmp, tmp/'runs'/'ddp'
+
+
+def test_vit_test_predictions_hold_each_test_window_once_under_a_padded_two_rank_split(ddp_run):
+    from seemore_nb.checkpoints import load_checkpoint
+    from seemore_nb.evaluation import predict_rows
+    from seemore_nb.store import open_store, store_dir
+    from seemore_nb.vit import vit_from_config
+    tmp, folder = ddp_run
+    cfg = load_config('smoke', overrides(tmp))
+    store = open_store(store_dir(cfg), cfg)
+    rows = store.rows('test')
+    assert len(rows) % 2 == 1                                   # the DistributedSampler padded rank 1 with a repeat
+    pred = pd.read_parquet(folder/'predictions'/'test.parquet')
+    assert pred['window_id'].tolist() == sorted(rows)           # every test window exactly once
+    assert (pred['label'].to_numpy() == store.labels[pred['window_id']]).all()
+    assert json.loads((folder/'complete.json').read_text())['evaluation']['windows'] == len(rows)
+    model = vit_from_config(cfg)                                # one process with the best weights: the same probabilities
+    model.load_state_dict(load_checkpoint(folder/'checkpoints'/'best.pt')['model'])
+    one = predict_rows(model, store, 'test', batch_size=64)
+    assert np.allclose(one['prob_up'], pred['prob_up'], atol=1e-5)
+
+
+def run_baselines(*args):
+    code = 'import sys; from seemore_nb.baselines import main; sys.exit(main())'
+    return subprocess.run([sys.executable, '-c', code, *args], capture_output=True, text=True, timeout=300, cwd=ROOT,
+                          env=os.environ | {'OMP_NUM_THREADS': '1'})
+
+
+@pytest.fixture(scope='module')
+def with_vit(ddp_run):
+    "The DDP run copied, without its test predictions, to where the main job's 1-device run lives; then the reproduce stage."
+    from seemore_nb.baselines import reproduce_stage, vit_predictions_path
+    tmp, folder = ddp_run
+    cfg = load_config('smoke', overrides(tmp))
+    target = vit_predictions_path(cfg)
+    shutil.copytree(folder, target.parent.parent, ignore=shutil.ignore_patterns('predictions'))
+    reproduce_stage(cfg)
+    return tmp, target
+
+
+def test_reproduce_stage_predicts_a_finished_run_without_predictions_as_the_engine_does(ddp_run, with_vit):
+    tmp, target = with_vit
+    made, engine = pd.read_parquet(target), pd.read_parquet(ddp_run[1]/'predictions'/'test.parquet')
+    assert made['window_id'].tolist() == engine['window_id'].tolist() and np.allclose(made['prob_up'], engine['prob_up'], atol=1e-5)
+
+
+def test_baselines_command_prints_the_table_with_the_vit_and_reuses_its_folder(with_vit):
+    proc = run_baselines('--config', 'smoke', *overrides(with_vit[0]))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    folder = Path(proc.stdout.splitlines()[0])
+    assert folder.parent == with_vit[0]/'runs'/'baselines' and (folder/'config.yaml').exists()
+    for model in ('vit', 'majority', 'logistic', 'arima', 'multi_output', 'buy and hold'): assert f'| {model} |' in proc.stdout
+    assert 'gross of costs' in proc.stdout
+    from seemore_nb.baselines import build_baselines
+    stamp = (folder/'complete.json').stat().st_mtime_ns
+    assert build_baselines(load_config('smoke', overrides(with_vit[0]))) == folder
+    assert (folder/'complete.json').stat().st_mtime_ns == stamp                                 # reused, not refitted
+
+
+def test_figure_templates_draw_the_baselines_and_the_backtest(with_vit, tmp_path):
+    from seemore_nb.reproduce import run_paper_notebook
+    params = dict(profile='smoke', overrides=overrides(with_vit[0]), figures_dir=str(tmp_path))
+    for name in ('70_baselines.ipynb', '71_backtest.ipynb'): run_paper_notebook(ROOT/'nbs'/'paper'/name, tmp_path, params)
+    for figure in ('baselines.png', 'backtest.png'): assert (tmp_path/figure).stat().st_size > 10_000
+    assert '| vit |' in (tmp_path/'baselines.md').read_text()
