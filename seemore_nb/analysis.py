@@ -133,12 +133,14 @@ def plot_timing_breakdown(runs: list[Run], path=None):
     if table[list(PHASES)].isna().any(axis=None):             # an engine that runs some phases as one: drawn as one, labelled so
         ax_t.bar(labels, np.where(table[list(PHASES)].isna().any(axis=1), rest, 0), bottom=bottom, color='lightgrey',
                  hatch='//', label='not separated (TF: one graph)')
-    ax_t.set(xlabel='devices (processes)', ylabel='ms per iteration (per rank)', title='Where an iteration goes (after warm-up)')
+    xlabel = ('engine, devices (TF: logical, one process; PyTorch: processes)'
+              if _mixed(runs) else 'logical devices of one process (TensorFlow)' if runs[0].framework == 'tensorflow' else 'devices (processes)')
+    ax_t.set(xlabel=xlabel, ylabel='ms per iteration (per rank)', title='Where an iteration goes (after warm-up)')
     ax_t.legend(fontsize=8)
     ax_s.bar(labels, scale.samples_per_s, color='tab:gray')
     for x, (tp, eff) in enumerate(zip(scale.samples_per_s, scale.scaling_efficiency)):
         ax_s.annotate(f'{tp:.0f}/s\nE={eff:.0%}', (x, tp), ha='center', va='bottom', fontsize=9)
-    ax_s.set(xlabel='devices (processes)', ylabel='training samples / s', title='Throughput and scaling efficiency E')
+    ax_s.set(xlabel=xlabel, ylabel='training samples / s', title='Throughput and scaling efficiency E')
     ax_s.set_ylim(0, scale.samples_per_s.max() * 1.25)
     for ax in (ax_t, ax_s): ax.grid(alpha=.3, axis='y')
     fig.tight_layout()
