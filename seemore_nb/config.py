@@ -134,6 +134,7 @@ class ModelConfig:
     "The ViT classifier."
     patch_size: int = field(default=16, metadata=_at_least(1))
     channels: int = field(default=12, metadata=_at_least(1))
+    input: str = field(default='palette', metadata={'choices': ('palette', 'rgb')})   # what the stem takes: palette indices (N, channels/3, H, W) from the store, or RGB (N, channels, H, W) (train.loader=per_file)
     hidden: int = field(default=768, metadata=_at_least(1))
     layers: int = field(default=3, metadata=_at_least(1))
     heads: int = field(default=3, metadata=_at_least(1))
@@ -147,6 +148,10 @@ class ModelConfig:
             raise ConfigError(f"config key 'model.hidden' ({self.hidden}) must be divisible by 'model.heads' ({self.heads})")
         if cfg.spectrogram.image_size % self.patch_size:
             raise ConfigError(f"config key 'spectrogram.image_size' ({cfg.spectrogram.image_size}) must be divisible by 'model.patch_size' ({self.patch_size})")
+        if self.input == 'palette' and self.channels % 3:
+            raise ConfigError(f"config key 'model.channels' ({self.channels}) must be 3 per series (RGB) for model.input=palette")
+        if cfg.train.loader == 'per_file' and self.input != 'rgb':
+            raise ConfigError("config key 'model.input' must be rgb when train.loader=per_file (the per-file loader reads RGB files): add model.input=rgb")
 
 RUN_ID = re.compile(r'^[A-Za-z0-9][A-Za-z0-9._+=-]*$')
 

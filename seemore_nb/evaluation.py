@@ -27,7 +27,7 @@ def predict_rows(model, store, split: str, batch_size: int, rank: int = 0, world
     "One rank's share of `split`: window id and probability of up, padding repeats included."
     import torch
     from seemore_nb.store import EpochBatches, StoreDataset
-    ds = StoreDataset(store, split)
+    ds = StoreDataset(store, split, getattr(getattr(model, 'module', model), 'input', 'rgb'))   # the ViT's input form; others: RGB
     batches = EpochBatches(len(ds), batch_size, num_replicas=world_size, rank=rank)
     batches.set_epoch(0)
     ids, probs, training = [np.zeros(0, np.int64)], [np.zeros(0)], model.training

@@ -26,7 +26,7 @@ from .distributed import (DistEnv, all_gather_objects, all_reduce_sum, barrier, 
 from .checkpoints import load_checkpoint, rng_state, set_rng_state, write_checkpoint
 from .runs import (TIMING_COLUMNS, GracefulStop, RunError, RunFolder, RunInterrupted, changed_keys, die_with_parent,
                              newest_checkpoint, resume_hint)
-from .store import EpochBatches, PerFileDataset, StoreDataset, build_store, make_loader, open_store, store_dir
+from .store import EpochBatches, build_store, make_loader, open_store, split_dataset, store_dir
 from .vit import vit_from_config
 
 # %% auto #0
@@ -58,7 +58,7 @@ class ClassifierTask:
 
     def dataset(self, split: str):
         if self._store is None: self._store = open_store(store_dir(self.cfg), self.cfg, verify=False)   # prepare() checked it
-        return (StoreDataset if self.cfg.train.loader == 'store' else PerFileDataset)(self._store, split)
+        return split_dataset(self._store, split, self.cfg)       # train.loader and model.input pick the dataset and its form
 
     def to_device(self, batch, device):
         x, y = batch

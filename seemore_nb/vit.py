@@ -10,9 +10,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import Config
+from .palette import JET_OFFSET, palette_table
+from .spectrogram import strip_rows
 
 # %% auto #0
-__all__ = ['Attention', 'Block', 'ViT', 'vit_from_config', 'parameter_count', 'vit_flops', 'summary']
+__all__ = ['INPUT_FORMS', 'Attention', 'Block', 'ViT', 'vit_from_config', 'parameter_count', 'vit_flops', 'summary']
 
 # %% ../nbs/05_vit.ipynb #58b6adc5
 class Attention(nn.Module):
@@ -42,14 +44,23 @@ class Block(nn.Module):
         return x + self.mlp(self.ln2(x))
 
 # %% ../nbs/05_vit.ipynb #83e88357
+INPUT_FORMS = ('palette', 'rgb')
+
 class ViT(nn.Module):
-    "ViT classifier over (N, C, H, W) uint8 images; returns (N, classes) logits."
+    "ViT classifier over (N, C/3, H, W) uint8 palette indices or (N, C, H, W) RGB pixels; returns (N, classes) logits."
     def __init__(self, image_size=128, patch_size=16, channels=12, hidden=768, layers=3, heads=3, mlp=3072,
-                 layer_norm_eps=1e-12, dropout=0.0, classes=2):
+                 layer_norm_eps=1e-12, dropout=0.0, classes=2, input='palette'):
         super().__init__()
         if image_size % patch_size:
             raise ValueError(f'spectrogram.image_size ({image_size}) must be divisible by model.patch_size ({patch_size})')
-        self.image_size, self.channels = image_size, channels
+        if input not in INPUT_FORMS: raise ValueError(f'model.input {input!r}: valid forms {", ".join(INPUT_FORMS)}')
+        if input == 'palette' and channels % 3:
+            raise ValueError(f'model.channels ({channels}) must be 3 per series for model.input=palette')
+        self.image_size, self.channels, self.input = image_size, channels, input
+        self.input_channels = channels // 3 if input == 'palette' else channels
+        self.strip_rows = strip_rows(image_size)
+        self.register_buffer('palette', torch.from_numpy(palette_table().copy()), persistent=False)     # (512, 3) uint8
+        self.register_buffer('jet', self.palette[JET_OFFSET:].T.contiguous(), persistent=False)        # (3, 256): one row per colour channel
         n_patches = (image_size // patch_size) ** 2
         self.patch = nn.Conv2d(channels, hidden, patch_size, stride=patch_size)
         self.cls = nn.Parameter(torch.zeros(1, 1, hidden))
@@ -58,14 +69,28 @@ class ViT(nn.Module):
         self.norm = nn.LayerNorm(hidden, eps=layer_norm_eps)
         self.head = nn.Linear(hidden, classes)
 
+    def expand(self, indices):
+        "(N, S, H, W) uint8 palette indices -> (N, 3 S, H, W) uint8 RGB, by a lookup on their device."
+        N, S, H, W = indices.shape
+        top = self.strip_rows
+        out = torch.empty(N, S, 3, H, W, dtype=torch.uint8, device=indices.device)
+        out[:, :, :, :top] = indices[:, :, None, :top]                   # the table's grey rows are (i, i, i)
+        body = indices[:, :, top:].int().reshape(-1)
+        for c in range(3): out[:, :, c, top:] = self.jet[c].index_select(0, body).view(N, S, H - top, W)
+        return out.view(N, 3 * S, H, W)
+
     def stem(self, images):
-        "uint8 (or 0–255 float) pixels to [0, 1] in the model's dtype, then patch embeddings."
+        "Pixels (expanded from palette indices when `input` is 'palette') to [0, 1] in the model's dtype, then patch embeddings."
+        if self.input == 'palette': images = self.expand(images)
         x = images.to(self.patch.weight.dtype) / 255.0
         return self.patch(x).flatten(2).transpose(1, 2)
 
     def forward(self, images):
-        if images.shape[1:] != (self.channels, self.image_size, self.image_size):
-            raise ValueError(f'expected images (N, {self.channels}, {self.image_size}, {self.image_size}), got {tuple(images.shape)}')
+        if images.shape[1:] != (self.input_channels, self.image_size, self.image_size):
+            raise ValueError(f'expected {self.input} images (N, {self.input_channels}, {self.image_size}, {self.image_size}), '
+                             f'got {tuple(images.shape)} (model.input={self.input})')
+        if self.input == 'palette' and images.dtype != torch.uint8:
+            raise ValueError(f'palette indices must be uint8, got {images.dtype}')
         x = self.stem(images)
         x = torch.cat([self.cls.expand(len(x), -1, -1), x], dim=1) + self.pos
         for block in self.blocks: x = block(x)
@@ -75,7 +100,7 @@ def vit_from_config(cfg: Config) -> ViT:
     "The ViT that `cfg.model` and `cfg.spectrogram.image_size` describe."
     m = cfg.model
     return ViT(cfg.spectrogram.image_size, m.patch_size, m.channels, m.hidden, m.layers, m.heads, m.mlp,
-               m.layer_norm_eps, m.dropout, m.classes)
+               m.layer_norm_eps, m.dropout, m.classes, m.input)
 
 # %% ../nbs/05_vit.ipynb #30ba5282
 def parameter_count(model: nn.Module) -> int:

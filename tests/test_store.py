@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from seemore_nb.config import load_config
+from seemore_nb.palette import from_palette
 from seemore_nb.prices import StudyPrices, load_study_prices
 from seemore_nb.store import (EpochBatches, PerFileDataset, StoreDataset, StoreError, build_store, make_loader,
                               open_store, tf_dataset)
@@ -80,18 +81,19 @@ def test_store_is_reused_and_shaped(store, smoke):
     assert store.read(np.arange(5)).shape == (5, 12, H, H)
 
 
-def test_both_torch_loaders_give_the_same_n_c_h_w_batches(store, smoke):
+def test_both_torch_loaders_give_the_same_samples(store, smoke):
+    "The store's palette batches (N, 4, H, W), expanded, are the per-file loader's RGB batches (N, 12, H, W)."
     H = smoke.spectrogram.image_size
     store_ds, per_file_ds = StoreDataset(store, 'val'), PerFileDataset(store, 'val')
     xs, ys = next(iter(make_loader(store_ds, EpochBatches(len(store_ds), 8))))
     xp, yp = next(iter(make_loader(per_file_ds, EpochBatches(len(per_file_ds), 8))))
-    assert xs.shape == xp.shape == (8, 12, H, H)
-    assert torch.equal(xs.float(), xp) and torch.equal(ys, yp)
+    assert xs.shape == (8, 4, H, H) and xs.dtype == torch.uint8 and xp.shape == (8, 12, H, H)
+    assert torch.equal(torch.from_numpy(from_palette(xs.numpy())).float(), xp) and torch.equal(ys, yp)
 
 
 def test_tf_data_pipeline_shape(store, smoke):
     x, y = next(iter(tf_dataset(store, 'train', 8, shuffle=True)))
-    assert tuple(x.shape) == (8, 12, smoke.spectrogram.image_size, smoke.spectrogram.image_size) and x.dtype.name == 'uint8'
+    assert tuple(x.shape) == (8, 4, smoke.spectrogram.image_size, smoke.spectrogram.image_size) and x.dtype.name == 'uint8'
 
 
 def test_distributed_sampler_shards_cover_the_split(store):

@@ -169,7 +169,7 @@ def test_unknown_config_key_fails_clearly(tmp_path):
 
 
 def test_profiler_trace_per_file_loader_and_loader_workers(tmp_path):
-    folder = launch('smoke', overrides(tmp_path, 'profiled', 'train.loader=per_file', 'train.num_workers=1', 'train.epochs=1',
+    folder = launch('smoke', overrides(tmp_path, 'profiled', 'train.loader=per_file', 'model.input=rgb', 'train.num_workers=1', 'train.epochs=1',
                                        'train.steps_per_epoch=6', 'train.profile_steps=[2,3]'))
     trace = folder/'profile'/'rank0-steps2-3.json'
     assert trace.stat().st_size > 1000 and '"traceEvents"' in trace.read_text()[:2000]

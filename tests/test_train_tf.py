@@ -73,7 +73,7 @@ def tf_results(tmp):
         res = {{}}
         c = cfg('copy')
         store = open_store(store_dir(c), c)
-        x = store.read(store.rows('val')[:32])
+        x = store.read_indices(store.rows('val')[:32])
         torch.manual_seed(1); tm = vit_from_config(c).eval()
         km = copy_torch_weights(keras_vit_from_config(c), tm)
         with torch.no_grad(): res['logit_diff'] = float(np.abs(km(x).numpy() - tm(torch.from_numpy(x)).numpy()).max())
