@@ -21,10 +21,10 @@ import yaml
 
 # %% auto #0
 __all__ = ['POSITIVE', 'FRACTION', 'RUN_ID', 'PACKAGE_DIR', 'PROFILES_DIR', 'project_root', 'resolve_path', 'atomic_write',
-           'DataConfig', 'SpectrogramConfig', 'StoreConfig', 'ModelConfig', 'TrainConfig', 'BaselinesConfig', 'Config',
-           'SeemoreError', 'ConfigError', 'build_config', 'validate_config', 'read_yaml', 'profile_names',
-           'parse_override', 'load_config', 'with_overrides', 'config_dict', 'save_config', 'config_hash',
-           'add_config_args', 'config_from_args', 'guarded']
+           'DataConfig', 'SpectrogramConfig', 'StoreConfig', 'ModelConfig', 'TrainConfig', 'VLMConfig',
+           'BaselinesConfig', 'Config', 'SeemoreError', 'ConfigError', 'build_config', 'validate_config', 'read_yaml',
+           'profile_names', 'parse_override', 'load_config', 'with_overrides', 'config_dict', 'save_config',
+           'config_hash', 'add_config_args', 'config_from_args', 'guarded']
 
 # %% ../nbs/00_config.ipynb #8c8e1d52
 def project_root() -> Path:
@@ -158,7 +158,7 @@ RUN_ID = re.compile(r'^[A-Za-z0-9][A-Za-z0-9._+=-]*$')
 @dataclass
 class TrainConfig:
     "The training engine."
-    task: str = field(default='classifier', metadata={'choices': ('classifier', 'toy')})   # toy: engine checks
+    task: str = field(default='classifier', metadata={'choices': ('classifier', 'toy', 'vlm')})   # toy: engine checks; vlm: the captioner
     epochs: int = field(default=15, metadata=_at_least(1))
     batch_size: int = field(default=64, metadata=_at_least(1))   # per device
     lr: float = field(default=1e-4, metadata=POSITIVE)
@@ -195,6 +195,47 @@ class TrainConfig:
             raise ConfigError(f"config key 'train.node_rank' ({self.node_rank}) must be below 'train.nodes' ({self.nodes})")
 
 @dataclass
+class VLMConfig:
+    "The Seemore captioner (`train.task=vlm`): its data, image encoder, projector, decoder and generation."
+    captions: str = ''                 # a CSV with columns b64string_images, caption; empty: the synthetic shapes default
+    on_bad_row: str = field(default='error', metadata={'choices': ('error', 'skip')})   # skip: counted by reason in the manifest
+    synthetic_dir: str = 'data/vlm'    # where the synthetic CSVs are generated (git-ignored)
+    synthetic_images: int = field(default=8000, metadata={'min': 10})   # rows of the synthetic inputs.csv
+    novel_images: int = field(default=500, metadata={'min': 1})        # rows of the novel-combinations CSV
+    cache_dir: str = 'data/cache'      # decoded images, keyed by the CSV's content hash
+    val_fraction: float = field(default=0.1, metadata={'gt': 0, 'lt': 1})    # split by a hash of each row
+    test_fraction: float = field(default=0.1, metadata={'gt': 0, 'lt': 1})
+    image_size: int = field(default=96, metadata={'min': 8})            # images are resized to this square side
+    patch_size: int = field(default=16, metadata={'min': 1})
+    stem: str = field(default='patch', metadata={'choices': ('patch', 'conv')})   # patch: one linear patch embedding, as the original; conv: two stride-2 3x3 convolutions first
+    encoder_width: int = field(default=512, metadata={'min': 1})
+    encoder_layers: int = field(default=3, metadata={'min': 1})
+    encoder_heads: int = field(default=8, metadata={'min': 1})
+    encoder_mlp: int = field(default=2048, metadata={'min': 1})
+    projector_hidden: int = field(default=2048, metadata={'min': 1})    # encoder width -> this -> decoder width, GELU
+    image_tokens: str = field(default='patches', metadata={'choices': ('patches', 'pooled')})   # pooled: one token, as the original
+    decoder_width: int = field(default=128, metadata={'min': 1})
+    decoder_layers: int = field(default=8, metadata={'min': 1})
+    decoder_heads: int = field(default=8, metadata={'min': 1})
+    decoder_mlp: int = field(default=512, metadata={'min': 1})
+    dropout: float = field(default=0.1, metadata={'min': 0, 'lt': 1})
+    layer_norm_eps: float = field(default=1e-5, metadata={'gt': 0})
+    max_tokens: int = field(default=128, metadata={'min': 3})           # caption tokens incl. BOS and EOS; longer rows are bad rows
+    temperature: float = field(default=1.0, metadata={'gt': 0})         # for sampled captions (greedy ignores it)
+    top_k: int = field(default=0, metadata={'min': 0})                  # 0: sample from every token
+    eval_batch_size: int = field(default=256, metadata={'min': 1})      # greedy captioning in the final evaluation
+
+    def validate(self, cfg):
+        if self.image_size % self.patch_size:
+            raise ConfigError(f"config key 'vlm.image_size' ({self.image_size}) must be a multiple of 'vlm.patch_size' ({self.patch_size})")
+        for part in ('encoder', 'decoder'):
+            width, heads = getattr(self, f'{part}_width'), getattr(self, f'{part}_heads')
+            if width % heads: raise ConfigError(f"config key 'vlm.{part}_width' ({width}) must be a multiple of 'vlm.{part}_heads' ({heads})")
+        if self.val_fraction + self.test_fraction >= 1:
+            raise ConfigError(f"config keys 'vlm.val_fraction' + 'vlm.test_fraction' ({self.val_fraction} + {self.test_fraction}) must be below 1 "
+                              'so that some rows are left to train on')
+
+@dataclass
 class BaselinesConfig:
     "The baselines beside the ViT (majority, logistic, ARIMA, multi-output regression), their intervals and the backtest."
     block_length: int = field(default=20, metadata=_at_least(1))         # trading days per block of the moving-block bootstrap over dates
@@ -221,6 +262,7 @@ class Config:
     store: StoreConfig = field(default_factory=StoreConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    vlm: VLMConfig = field(default_factory=VLMConfig)
     baselines: BaselinesConfig = field(default_factory=BaselinesConfig)
 
 # %% ../nbs/00_config.ipynb #13535c34

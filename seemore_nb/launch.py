@@ -79,7 +79,7 @@ def run_torchrun(cfg: Config, config_path: Path):
     env = os.environ | {'PYTHONUNBUFFERED': '1', 'SEEMORE_RUN_STARTED': cfg.train.run_id,
                         'OMP_NUM_THREADS': os.environ.get('OMP_NUM_THREADS', threads)}
     proc = subprocess.Popen(torchrun_command(cfg, config_path), env=env, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True, preexec_fn=lambda: die_with_parent(signal.SIGTERM))
+                            start_new_session=True, preexec_fn=lambda: die_with_parent(signal.SIGKILL))
     tail = collections.deque(maxlen=400)
     reader = threading.Thread(target=_forward, args=(proc.stderr, sys.stderr, tail), daemon=True)
     reader.start()

@@ -98,6 +98,7 @@ class ToyTask:
 TASKS = {'classifier': ClassifierTask, 'toy': ToyTask}
 
 def task_for(cfg: Config) -> Task:
+    if cfg.train.task == 'vlm': from seemore_nb.vlm_train import VLMTask; TASKS['vlm'] = VLMTask   # lazily: it imports this module
     return TASKS[cfg.train.task](cfg)
 
 # %% ../nbs/07_train.ipynb #8b6bbf0a
@@ -385,6 +386,7 @@ def worker_main(argv=None) -> int:
     "One rank under torchrun: `torchrun ... -m seemore_nb.train --config ... [overrides]`."
     from torch.distributed.elastic.multiprocessing.errors import record
     die_with_parent()                                         # the torchrun agent gone: this rank goes too
+    if os.getppid() == 1: return 1                            # the agent died before prctl: already orphaned
     args = add_config_args(argparse.ArgumentParser(prog='seemore_nb.train')).parse_args(argv)
     cfg = config_from_args(args)
     if not cfg.train.run_id: raise ConfigError('train.run_id must be set when torchrun starts seemore_nb.train')
