@@ -34,6 +34,9 @@ class Run:
     @property
     def world_size(self) -> int: return int(self.complete['world_size'])
 
+    @property
+    def framework(self) -> str: return self.complete.get('framework', 'pytorch')
+
 def load_run(folder) -> Run:
     "Read a finished run; a missing file is an error naming it."
     folder = Path(folder)
@@ -50,10 +53,18 @@ def _after_warmup(run: Run) -> pd.DataFrame:
     warm = run.config['train']['warmup_epochs']
     return t[t.epoch >= warm] if (t.epoch >= warm).any() else t
 
+def _key(run: Run, mixed: bool):
+    "A run's row label: its device count, or '<framework> <devices>' when runs of both engines are compared."
+    return f'{run.framework} {run.world_size}' if mixed else run.world_size
+
+def _mixed(runs: list[Run]) -> bool: return len({run.framework for run in runs}) > 1
+
 def timing_breakdown(runs: list[Run]) -> pd.DataFrame:
-    "Mean seconds per training iteration and phase, one row per run (indexed by device count)."
-    rows = {run.world_size: _after_warmup(run)[list(PHASES) + ['total']].mean() for run in runs}
-    return pd.DataFrame(rows).T.rename_axis('devices').sort_index()
+    "Mean seconds per training iteration and phase, one row per run (indexed by device count, or engine and device count)."
+    # a phase that an engine does not separate is NaN in every row and stays NaN here: missing, never zero
+    mixed = _mixed(runs)
+    rows = {_key(run, mixed): _after_warmup(run)[list(PHASES) + ['total']].mean() for run in runs}
+    return pd.DataFrame(rows).T.rename_axis('run' if mixed else 'devices').sort_index()
 
 def throughput(run: Run) -> pd.Series:
     "Training samples per second of each epoch (all ranks together)."
@@ -61,7 +72,10 @@ def throughput(run: Run) -> pd.Series:
     return (m.samples / (m.epoch_end - m.epoch_start)).set_axis(m.epoch)
 
 def scaling(runs: list[Run]) -> pd.DataFrame:
-    "Throughput after warm-up, speed-up and scaling efficiency per device count."
+    "Throughput after warm-up, speed-up and scaling efficiency per device count (per engine when both are given)."
+    if _mixed(runs):
+        parts = {fw: scaling([r for r in runs if r.framework == fw]) for fw in sorted({r.framework for r in runs})}
+        return pd.concat([t.set_axis([f'{fw} {n}' for n in t.index]) for fw, t in parts.items()]).rename_axis('run')
     rows = {}
     for run in runs:
         tp = throughput(run)
@@ -158,12 +172,18 @@ def plot_timing_breakdown(runs: list[Run], path=None):
         label = phase.replace('_', ' ') + (' (n/a: not measured)' if missing.all() else ' (n/a for some)' if missing.any() else '')
         ax_t.bar(labels, table[phase].fillna(0), bottom=bottom, label=label)
         bottom += table[phase].fillna(0).to_numpy()
-    ax_t.set(xlabel='devices (processes)', ylabel='ms per iteration (per rank)', title='Where an iteration goes (after warm-up)')
+    rest = table['total'].to_numpy() - bottom
+    if table[list(PHASES)].isna().any(axis=None):             # an engine that runs some phases as one: drawn as one, labelled so
+        ax_t.bar(labels, np.where(table[list(PHASES)].isna().any(axis=1), rest, 0), bottom=bottom, color='lightgrey',
+                 hatch='//', label='not separated (TF: one graph)')
+    xlabel = ('engine, devices (TF: logical, one process; PyTorch: processes)'
+              if _mixed(runs) else 'logical devices of one process (TensorFlow)' if runs[0].framework == 'tensorflow' else 'devices (processes)')
+    ax_t.set(xlabel=xlabel, ylabel='ms per iteration (per rank)', title='Where an iteration goes (after warm-up)')
     ax_t.legend(fontsize=8)
     ax_s.bar(labels, scale.samples_per_s, color='0.55')
     for x, (tp, eff) in enumerate(zip(scale.samples_per_s, scale.scaling_efficiency)):
         ax_s.annotate(f'{tp:.0f}/s\nE={eff:.0%}', (x, tp), ha='center', va='bottom', fontsize=9)
-    ax_s.set(xlabel='devices (processes)', ylabel='training samples / s', title='Throughput and scaling efficiency E')
+    ax_s.set(xlabel=xlabel, ylabel='training samples / s', title='Throughput and scaling efficiency E')
     ax_s.set_ylim(0, scale.samples_per_s.max() * 1.25)
     fig.tight_layout()
     if path is not None: save_figure(fig, path)

@@ -143,6 +143,10 @@ class TrainConfig:
     keep_checkpoints: int = field(default=2, metadata=_at_least(1))   # step checkpoints kept besides last.pt and best.pt
     max_restarts: int = field(default=0, metadata=_at_least(0))       # torchrun --max-restarts
     profile_steps: list[int] = field(default_factory=list, metadata=_at_least(0))   # [first, last] global steps traced by the profiler
+    framework: str = field(default='pytorch', metadata={'choices': ('pytorch', 'tensorflow')})   # the engine: 07_train or 10_train_tf
+    nodes: int = field(default=0, metadata=_at_least(0))           # machines; 0: from PET_NNODES / TF_CONFIG, else 1
+    node_rank: int = field(default=-1, metadata=_at_least(-1))     # this machine (torchrun node rank = TF task index); -1: from NODE_RANK / TF_CONFIG, else 0
+    rendezvous: str = ''               # several machines: torchrun's c10d host:port, or TensorFlow's worker list 'host:port,host:port'; '': env vars
 
     def validate(self, cfg):
         if self.run_id and (not RUN_ID.match(self.run_id) or '..' in self.run_id):
@@ -150,6 +154,8 @@ class TrainConfig:
                               "no path separators and no '..'")
         if self.profile_steps and (len(self.profile_steps) != 2 or self.profile_steps[0] > self.profile_steps[1]):
             raise ConfigError(f"config key 'train.profile_steps' ({self.profile_steps}) must be empty or [first, last] with first <= last")
+        if self.nodes and self.node_rank >= self.nodes:
+            raise ConfigError(f"config key 'train.node_rank' ({self.node_rank}) must be below 'train.nodes' ({self.nodes})")
 
 @dataclass
 class VLMConfig:
