@@ -112,15 +112,10 @@ def tf_parameter_count(layer) -> int:
 
 def tf_summary(model: KerasViT, cfg: Config) -> str:
     "The same text summary as `vit.summary`: sizes, parameters per part, forward GFLOPs per sample."
-    from seemore_nb.vit import vit_flops            # pure arithmetic on the config
-    m = cfg.model
+    from seemore_nb.vit import summary_text
     parts = {'patch embedding': [model.patch], 'blocks': model.blocks, 'norm + head': [model.norm, model.head]}
-    lines = [f'ViT (Keras): image {model.image_size}, patch {m.patch_size}, {m.channels} channels, hidden {m.hidden}, '
-             f'{m.layers} layers, {m.heads} heads, MLP {m.mlp}, {m.classes} classes']
-    lines += [f'  {name:16s} {sum(tf_parameter_count(l) for l in layers):>12,d} parameters' for name, layers in parts.items()]
-    lines += [f'  {"total":16s} {tf_parameter_count(model):>12,d} parameters (incl. cls + position {int(np.prod(model.cls.shape) + np.prod(model.pos.shape)):,d})',
-              f'  forward {vit_flops(cfg) / 1e9:.3f} GFLOPs per sample']
-    return '\n'.join(lines)
+    return summary_text('ViT (Keras)', cfg, {name: sum(tf_parameter_count(l) for l in layers) for name, layers in parts.items()},
+                        tf_parameter_count(model), int(np.prod(model.cls.shape) + np.prod(model.pos.shape)))
 
 # %% ../nbs/09_vit_tf.ipynb #b47f8119
 def copy_torch_weights(keras_model: KerasViT, torch_model) -> KerasViT:
