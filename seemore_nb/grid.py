@@ -174,9 +174,10 @@ def profile_overrides(cfg) -> list[str]:
 
 # %% ../nbs/20a_grid.ipynb #b6ba8426
 def load_cells(plan: pd.DataFrame, profile: str, timing: bool = False, **where) -> pd.DataFrame:
-    "The plan's rows matching `where` (column=value), with their finished runs in `run`; missing runs: an error with the command. `timing`: see `timing_cells`."
+    "The plan's rows matching `where` (column=value; task defaults to classifier), with their finished runs in `run`; missing runs: an error with the command. `timing`: see `timing_cells`."
     from seemore_nb.analysis import load_run
     sel = plan[(plan.kind != 'stage') & ~plan.status.str.startswith('skipped')]
+    where = {'task': 'classifier'} | where                     # the study's figures: the VLM cell only when asked for
     for k, v in where.items(): sel = sel[sel[k].isin(v if isinstance(v, (list, tuple, set)) else [v])]
     if timing: sel = timing_cells(sel)
     missing = sel[sel.status != 'done']

@@ -280,6 +280,13 @@ def resume(self: TFTrainer) -> bool:
 for f in (save, resume): setattr(TFTrainer, f.__name__, f)
 
 # %% ../nbs/10_train_tf.ipynb #4884a5ee
+def _scalar(tag: str, value):
+    "A TensorBoard scalar through TF's own `summary.write` (see below: `tf.summary.scalar` may find TensorBoard's stub)."
+    # tf.summary.scalar goes through TensorBoard's lazy TF shim, which a PyTorch run earlier in the same process
+    # (a notebook) has resolved to TensorBoard's stub (train.summary_writer): it would fail with "cannot import tensorflow 2.0 API".
+    from tensorboard.plugins.scalar import metadata
+    tf.summary.write(tag, tf.constant(float(value)), metadata=metadata.create_summary_metadata(display_name=tag, description=''))
+
 def fit(self: TFTrainer) -> Path:
     "Train every remaining epoch, validating and checkpointing at each end; the run folder."
     if self.resumed and self.epoch >= self.t.epochs and self.run.complete(): return self.run.dir
@@ -298,8 +305,8 @@ def fit(self: TFTrainer) -> Path:
         if writer:
             with writer.as_default(step=self.epoch):
                 for k, v in row.items():
-                    if k.startswith(('train_', 'val_')): tf.summary.scalar(k.replace('_', '/', 1), v)
-                tf.summary.scalar('throughput/samples_per_s', row['samples'] / (row['epoch_end'] - row['epoch_start']))
+                    if k.startswith(('train_', 'val_')): _scalar(k.replace('_', '/', 1), v)
+                _scalar('throughput/samples_per_s', row['samples'] / (row['epoch_end'] - row['epoch_start']))
             writer.flush()
             self.run.write_metrics(self.history)
             print(f"epoch {self.epoch}/{self.t.epochs}: train loss {row['train_loss']:.4f} acc {row['train_accuracy']:.3f} | "
