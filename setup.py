@@ -18,7 +18,7 @@ setup(
     classifiers=['Programming Language :: Python :: 3.11', 'License :: OSI Approved :: Apache Software License'],
     python_requires='>=' + cfg['min_python'],
     packages=find_packages(include=['seemore_nb', 'seemore_nb.*']),
-    package_data={'seemore_nb': ['configs/*.yaml']},
+    package_data={'seemore_nb': ['configs/*.yaml', 'configs/grids/*.yaml']},
     include_package_data=True,
     install_requires=cfg['requirements'].split(),
     extras_require={'dev': cfg['dev_requirements'].split()},

@@ -13,13 +13,13 @@ import numpy as np
 import pandas as pd
 
 
-from .config import Config, atomic_write, config_hash, read_yaml, resolve_path
+from .config import read_yaml
 
 # %% auto #0
-__all__ = ['PHASES', 'PAPER_DEVICES', 'Run', 'load_run', 'timing_breakdown', 'throughput', 'scaling', 'classifier_run_id',
-           'classifier_runs', 'plot_classifier_curves', 'plot_timing_breakdown']
+__all__ = ['PHASES', 'Run', 'load_run', 'timing_breakdown', 'throughput', 'scaling', 'epoch_times', 'total_time', 'samples_per_s',
+           'grid_numbers', 'classifier_runs', 'plot_classifier_curves', 'plot_timing_breakdown']
 
-# %% ../nbs/08_analysis.ipynb #0d89ab67
+# %% ../nbs/08_analysis.ipynb #dd3edcb2
 PHASES = ('data_wait', 'to_device', 'forward', 'backward', 'optimizer')
 
 @dataclass
@@ -34,12 +34,15 @@ class Run:
     @property
     def world_size(self) -> int: return int(self.complete['world_size'])
 
+    @property
+    def framework(self) -> str: return self.complete.get('framework', 'pytorch')
+
 def load_run(folder) -> Run:
     "Read a finished run; a missing file is an error naming it."
     folder = Path(folder)
     needed = ['config.yaml', 'metrics.csv', 'timing.parquet', 'complete.json']
     missing = [n for n in needed if not (folder/n).exists()]
-    if missing: raise FileNotFoundError(f'{folder}: not a finished run (missing {", ".join(missing)}); train it with seemore_train')
+    if missing: raise FileNotFoundError(f'{folder}: not a finished run (missing {", ".join(missing)}); make it with seemore_reproduce --only CELL (see --list)')
     return Run(folder, read_yaml((folder/'config.yaml').read_text()), pd.read_csv(folder/'metrics.csv'),
                pd.read_parquet(folder/'timing.parquet'), json.loads((folder/'complete.json').read_text()))
 
@@ -50,10 +53,18 @@ def _after_warmup(run: Run) -> pd.DataFrame:
     warm = run.config['train']['warmup_epochs']
     return t[t.epoch >= warm] if (t.epoch >= warm).any() else t
 
+def _key(run: Run, mixed: bool):
+    "A run's row label: its device count, or '<framework> <devices>' when runs of both engines are compared."
+    return f'{run.framework} {run.world_size}' if mixed else run.world_size
+
+def _mixed(runs: list[Run]) -> bool: return len({run.framework for run in runs}) > 1
+
 def timing_breakdown(runs: list[Run]) -> pd.DataFrame:
-    "Mean seconds per training iteration and phase, one row per run (indexed by device count)."
-    rows = {run.world_size: _after_warmup(run)[list(PHASES) + ['total']].mean() for run in runs}
-    return pd.DataFrame(rows).T.rename_axis('devices').sort_index()
+    "Mean seconds per training iteration and phase, one row per run (indexed by device count, or engine and device count)."
+    # a phase that an engine does not separate is NaN in every row and stays NaN here: missing, never zero
+    mixed = _mixed(runs)
+    rows = {_key(run, mixed): _after_warmup(run)[list(PHASES) + ['total']].mean() for run in runs}
+    return pd.DataFrame(rows).T.rename_axis('run' if mixed else 'devices').sort_index()
 
 def throughput(run: Run) -> pd.Series:
     "Training samples per second of each epoch (all ranks together)."
@@ -61,7 +72,10 @@ def throughput(run: Run) -> pd.Series:
     return (m.samples / (m.epoch_end - m.epoch_start)).set_axis(m.epoch)
 
 def scaling(runs: list[Run]) -> pd.DataFrame:
-    "Throughput after warm-up, speed-up and scaling efficiency per device count."
+    "Throughput after warm-up, speed-up and scaling efficiency per device count (per engine when both are given)."
+    if _mixed(runs):
+        parts = {fw: scaling([r for r in runs if r.framework == fw]) for fw in sorted({r.framework for r in runs})}
+        return pd.concat([t.set_axis([f'{fw} {n}' for n in t.index]) for fw, t in parts.items()]).rename_axis('run')
     rows = {}
     for run in runs:
         tp = throughput(run)
@@ -74,24 +88,63 @@ def scaling(runs: list[Run]) -> pd.DataFrame:
     out['scaling_loss'] = 1 - out.scaling_efficiency
     return out
 
-# %% ../nbs/08_analysis.ipynb #eb827951
-PAPER_DEVICES = (1, 2)
+# %% ../nbs/08_analysis.ipynb #f183c381
+def epoch_times(run: Run) -> pd.Series:
+    "Wall seconds of each epoch (training and validation), indexed by epoch (1-based)."
+    m = run.metrics
+    return (m.epoch_end - m.epoch_start).set_axis(m.epoch)
 
-def classifier_run_id(cfg: Config, devices: int) -> str:
-    "The main job's run id for `devices` processes (`cfg` is the profile's config, before the run's overrides)."
-    from seemore_nb.store import store_key
-    return f'{cfg.profile}-classifier-{store_key(cfg)[:6]}{config_hash(cfg, "model", "train")[:6]}-{devices}dev'
+def _measured(run: Run, s: pd.Series) -> pd.Series:
+    warm = run.config['train']['warmup_epochs']
+    return s[s.index > warm] if (s.index > warm).any() else s
 
-def classifier_runs(cfg: Config, devices=PAPER_DEVICES) -> dict[int, Path]:
-    "The run folder of the main job's classifier for each device count."
-    return {n: resolve_path(cfg.train.runs_dir)/classifier_run_id(cfg, n) for n in devices}
+def total_time(run: Run) -> float:
+    "Seconds of the epochs after the warm-up (all epochs when the run is not longer than its warm-up)."
+    return float(_measured(run, epoch_times(run)).sum())
 
-# %% ../nbs/08_analysis.ipynb #3c69b012
+def samples_per_s(run: Run) -> float:
+    "Median training throughput of the epochs after the warm-up."
+    return float(_measured(run, throughput(run)).median())
+
+def grid_numbers(cells: pd.DataFrame) -> pd.DataFrame:
+    "One row per finished cell (`cells` from `grid.load_cells`): the numbers behind the figures."
+    from seemore_nb.style import device_kind
+    rows = []
+    for c in cells.itertuples():
+        r, t = c.run, c.run.config['train']
+        final, ev = r.complete.get('final', {}), r.complete.get('evaluation') or {}
+        bd = timing_breakdown([r]).iloc[0]
+        rows.append(dict(cell=c.name, run_id=r.folder.name, config_hash=c.run_id.rsplit('-', 1)[-1], kind=c.kind, task=c.task,
+                         framework=r.complete.get('framework', c.framework), devices=r.world_size, variant=c.variant,
+                         amp=t['amp'], device_kind=device_kind(t), epochs=len(r.metrics), warmup=t['warmup_epochs'],
+                         total_s=total_time(r), samples_per_s=samples_per_s(r), val_accuracy=final.get('val_accuracy', np.nan),
+                         **{f'{p}_ms': bd[p] * 1000 for p in (*PHASES, 'total')},
+                         **{f'eval_{k}': v for k, v in ev.items() if isinstance(v, (int, float))}))
+    out = pd.DataFrame(rows)
+    if out.empty: return out
+    key = ['task', 'framework', 'variant', 'amp', 'kind']
+    one = out[out.devices == 1].set_index(key).samples_per_s
+    base = out.set_index(key).index.map(lambda k: one.get(k, np.nan))
+    out['E'] = out.samples_per_s.to_numpy() / (out.devices.to_numpy() * np.asarray(base, dtype=float))
+    return out
+
+# %% ../nbs/08_analysis.ipynb #89a8ec0c
+def classifier_runs(cfg, devices=(1, 2)) -> dict[int, Path]:
+    "The run folders of the grid's learning classifier cells of `cfg`'s profile, by device count."
+    from seemore_nb.grid import grid_plan, profile_overrides
+    plan = grid_plan(cfg.profile, profile_overrides(cfg))
+    sel = plan[(plan.kind == 'learning') & (plan.task == 'classifier') & (plan.framework == 'pytorch') & (plan.amp == 'off')
+               & (plan.variant == 'store') & plan.devices.isin(devices)]
+    return {int(r.devices): r.folder for r in sel.itertuples()}
+
+# %% ../nbs/08_analysis.ipynb #262c0cb6
 def plot_classifier_curves(runs: list[Run], path=None, baseline: float | None = None):
     "Train and validation loss and accuracy per epoch, one line style per device count; `baseline`: majority-class accuracy."
     import matplotlib.pyplot as plt
+    from seemore_nb.style import COLOURS, apply_style, save_figure
+    apply_style()
     fig, (ax_l, ax_a) = plt.subplots(1, 2, figsize=(10, 4))
-    for run, colour in zip(sorted(runs, key=lambda r: r.world_size), ('tab:blue', 'tab:orange', 'tab:green', 'tab:red')):
+    for run, colour in zip(sorted(runs, key=lambda r: r.world_size), COLOURS):
         m, n = run.metrics, run.world_size
         for split, style in (('train', '-'), ('val', '--')):
             ax_l.plot(m.epoch, m[f'{split}_loss'], style, color=colour, marker='o', ms=3, label=f'{split}, {n} device{"s" * (n > 1)}')
@@ -99,29 +152,39 @@ def plot_classifier_curves(runs: list[Run], path=None, baseline: float | None = 
     ax_l.set(xlabel='epoch', ylabel='cross-entropy loss', title='Loss')
     ax_a.set(xlabel='epoch', ylabel='accuracy', title='Accuracy (20-day direction)')
     if baseline is not None: ax_a.axhline(baseline, color='grey', lw=1, ls=':', label=f'always the majority class ({baseline:.3f})')
-    for ax in (ax_l, ax_a): ax.grid(alpha=.3); ax.legend(fontsize=8)
+    for ax in (ax_l, ax_a):
+        if ax.get_legend_handles_labels()[0]: ax.legend()
     fig.tight_layout()
-    if path is not None: atomic_write(path, lambda f: fig.savefig(f, format='png', dpi=110))
+    if path is not None: save_figure(fig, path)
     return fig
 
 def plot_timing_breakdown(runs: list[Run], path=None):
-    "Stacked mean per-iteration phase times per device count, with throughput and scaling efficiency."
+    "Stacked mean per-iteration phase times per device count (a phase not measured is marked n/a), with throughput and E."
     import matplotlib.pyplot as plt
+    from seemore_nb.style import apply_style, save_figure
+    apply_style()
     table, scale = timing_breakdown(runs) * 1000, scaling(runs)
     fig, (ax_t, ax_s) = plt.subplots(1, 2, figsize=(10, 4), gridspec_kw=dict(width_ratios=[1.4, 1]))
     bottom = np.zeros(len(table))
     labels = [str(n) for n in table.index]
     for phase in PHASES:
-        ax_t.bar(labels, table[phase], bottom=bottom, label=phase.replace('_', ' '))
-        bottom += table[phase].to_numpy()
-    ax_t.set(xlabel='devices (processes)', ylabel='ms per iteration (per rank)', title='Where an iteration goes (after warm-up)')
+        missing = table[phase].isna()
+        label = phase.replace('_', ' ') + (' (n/a: not measured)' if missing.all() else ' (n/a for some)' if missing.any() else '')
+        ax_t.bar(labels, table[phase].fillna(0), bottom=bottom, label=label)
+        bottom += table[phase].fillna(0).to_numpy()
+    rest = table['total'].to_numpy() - bottom
+    if table[list(PHASES)].isna().any(axis=None):             # an engine that runs some phases as one: drawn as one, labelled so
+        ax_t.bar(labels, np.where(table[list(PHASES)].isna().any(axis=1), rest, 0), bottom=bottom, color='lightgrey',
+                 hatch='//', label='not separated (TF: one graph)')
+    xlabel = ('engine, devices (TF: logical, one process; PyTorch: processes)'
+              if _mixed(runs) else 'logical devices of one process (TensorFlow)' if runs[0].framework == 'tensorflow' else 'devices (processes)')
+    ax_t.set(xlabel=xlabel, ylabel='ms per iteration (per rank)', title='Where an iteration goes (after warm-up)')
     ax_t.legend(fontsize=8)
-    ax_s.bar(labels, scale.samples_per_s, color='tab:gray')
+    ax_s.bar(labels, scale.samples_per_s, color='0.55')
     for x, (tp, eff) in enumerate(zip(scale.samples_per_s, scale.scaling_efficiency)):
         ax_s.annotate(f'{tp:.0f}/s\nE={eff:.0%}', (x, tp), ha='center', va='bottom', fontsize=9)
-    ax_s.set(xlabel='devices (processes)', ylabel='training samples / s', title='Throughput and scaling efficiency E')
+    ax_s.set(xlabel=xlabel, ylabel='training samples / s', title='Throughput and scaling efficiency E')
     ax_s.set_ylim(0, scale.samples_per_s.max() * 1.25)
-    for ax in (ax_t, ax_s): ax.grid(alpha=.3, axis='y')
     fig.tight_layout()
-    if path is not None: atomic_write(path, lambda f: fig.savefig(f, format='png', dpi=110))
+    if path is not None: save_figure(fig, path)
     return fig

@@ -284,8 +284,10 @@ def results_markdown(res: BaselineResults, cfg: Config) -> str:
 
 # %% ../nbs/16_baselines.ipynb #41be46be
 def plot_baselines(res: BaselineResults, path=None):
-    "Accuracy and balanced accuracy per model with intervals; the majority rate as a line. Saved atomically to `path`."
+    "Accuracy and balanced accuracy per model with intervals; the majority rate as a line. Saved atomically to `path` (PNG and PDF)."
     import matplotlib.pyplot as plt
+    from seemore_nb.style import apply_style
+    apply_style()
     m = res.metrics
     up = res.predictions.loc[res.predictions['model'] == m['model'].iloc[0], 'label'].mean()
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
@@ -302,12 +304,16 @@ def plot_baselines(res: BaselineResults, path=None):
     fig.text(0.5, 0.01, f'{int(m["windows"].iloc[0])} test windows; bars: 95% moving-block bootstrap intervals over dates',
              ha='center', fontsize=8)
     fig.tight_layout(rect=(0, 0.03, 1, 1))
-    if path is not None: atomic_write(path, lambda f: fig.savefig(f, format='png', dpi=110))
+    if path is not None:
+        from seemore_nb.style import save_figure
+        save_figure(fig, path)
     return fig
 
 def plot_backtest(res: BaselineResults, path=None):
-    "Cumulative return of each strategy and of buy-and-hold over the test days (gross of costs). Saved atomically to `path`."
+    "Cumulative return of each strategy and of buy-and-hold over the test days (gross of costs). Saved atomically to `path` (PNG and PDF)."
     import matplotlib.pyplot as plt
+    from seemore_nb.style import apply_style
+    apply_style()
     d = res.daily.set_index('date')
     fig, ax = plt.subplots(figsize=(9, 4.5))
     perf = res.performance.set_index('strategy')
@@ -318,7 +324,9 @@ def plot_backtest(res: BaselineResults, path=None):
     ax.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f'{v:+.0%}'))
     ax.grid(alpha=.3); ax.legend(fontsize=8)
     fig.autofmt_xdate(); fig.tight_layout()
-    if path is not None: atomic_write(path, lambda f: fig.savefig(f, format='png', dpi=110))
+    if path is not None:
+        from seemore_nb.style import save_figure
+        save_figure(fig, path)
     return fig
 
 # %% ../nbs/16_baselines.ipynb #34041609

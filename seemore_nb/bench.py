@@ -14,7 +14,8 @@ import numpy as np
 
 # %% auto #0
 __all__ = ['PEAK_BF16_TFLOPS', 'benchmark_loader', 'format_loader_line', 'RGBArrays', 'benchmark_train', 'benchmark_ddp',
-           'format_train_line', 'peak_tflops', 'benchmark_amp', 'bench_config', 'main']
+           'format_train_line', 'peak_tflops', 'benchmark_amp', 'benchmark_tf', 'benchmark_tf_overhead',
+           'format_tf_line', 'bench_config', 'main']
 
 # %% ../nbs/11_bench.ipynb #58c57b7c
 def _samples_per_second(new_loader, repeats: int) -> float:
@@ -173,6 +174,90 @@ def benchmark_amp(cfg, amp: str, steps: int = 20, batch_size: int | None = None,
     return dict(amp=amp, samples_per_s=rate, tflops=flops / 1e12, mfu=flops / (peak * 1e12) if peak else None,
                 device=str(device), batch_size=bs)
 
+# %% ../nbs/11_bench.ipynb #a35b4351
+def _engine_against_bare(trainer, bare, repeats: int) -> dict:
+    "Samples/s of `trainer.train_epoch` and of `bare(epoch)`, each warmed up once, then alternated ABBA; the overhead."
+    def engine(epoch):
+        trainer.step, trainer.epoch_sums = 0, {}
+        start = time.perf_counter()
+        stats = trainer.train_epoch(epoch)
+        return stats['count'] / (time.perf_counter() - start)
+    engine(0); bare(0)                                              # warm-up (and, for TensorFlow, tracing)
+    rates = {'engine': [], 'bare': []}
+    for epoch in range(1, repeats + 1):                             # alternate which goes first: ABBA
+        order = (('engine', engine), ('bare', bare)) if epoch % 2 else (('bare', bare), ('engine', engine))
+        for name, run in order: rates[name].append(run(epoch))
+    out = {k: float(np.median(v)) for k, v in rates.items()}
+    out['overhead'] = out['bare'] / out['engine'] - 1
+    return out
+
+def benchmark_tf(cfg, steps: int = 30, repeats: int = 1) -> dict:
+    "Training samples/s of both engines on `cfg.train.devices`, and of TensorFlow on 1 and 2 logical devices (order alternated)."
+    from seemore_nb.analysis import load_run, scaling
+    from seemore_nb.config import with_overrides
+    from seemore_nb.launch import launch
+    rates = {}
+    with tempfile.TemporaryDirectory() as runs:
+        def run(framework, devices, k):
+            cfg_k = with_overrides(cfg, [f'train.runs_dir={runs}', f'train.run_id={framework}{devices}-{k}', f'train.devices={devices}',
+                                         f'train.framework={framework}', f'train.steps_per_epoch={steps}', 'train.epochs=3',
+                                         'train.warmup_epochs=1', 'train.resume=off'])
+            r = load_run(launch(cfg_k))
+            rates.setdefault((framework, devices), []).append(float(scaling([r]).samples_per_s.iloc[0]))
+        n = cfg.train.devices
+        for k in range(repeats):
+            order = [('tensorflow', n), ('pytorch', n)]
+            for item in (order if k % 2 == 0 else order[::-1]): run(*item, k)
+        for devices in (1, 2):
+            if (('tensorflow', devices)) not in rates: run('tensorflow', devices, 0)
+    out = {f'{fw}_{d}': float(np.median(v)) for (fw, d), v in rates.items()}
+    out['devices'], out['ratio'] = n, out[f'tensorflow_{n}'] / out[f'pytorch_{n}']
+    out['tf_scaling_efficiency'] = out['tensorflow_2'] / (2 * out['tensorflow_1'])
+    return out
+
+def benchmark_tf_overhead(cfg, steps: int = 30, repeats: int = 6) -> dict:
+    "Samples/s of the TensorFlow engine's training epoch and of a bare custom loop of the same model on the same batches (1 device)."
+    import tensorflow as tf
+    import keras
+    from seemore_nb import train_tf
+    from seemore_nb.config import with_overrides
+    from seemore_nb.data_tf import batch_dataset, epoch_order, replica_batches
+    from seemore_nb.machines import machines
+    from seemore_nb.vit_tf import keras_vit_from_config
+    with tempfile.TemporaryDirectory() as runs:
+        cfg = with_overrides(cfg, [f'train.runs_dir={runs}', 'train.run_id=bench', f'train.steps_per_epoch={steps}', 'train.devices=1',
+                                   'train.resume=off', 'train.framework=tensorflow', 'train.deterministic=false'])
+        trainer = train_tf.TFTrainer(cfg, train_tf.make_strategy(cfg, machines(cfg)), machines(cfg))
+        model, opt = keras_vit_from_config(cfg), keras.optimizers.Adam(cfg.train.lr)
+        @tf.function(autograph=False)                             # straight-line code: nothing to convert
+        def step(x, y, w):
+            with tf.GradientTape() as tape:
+                loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(y, model(x, training=True), from_logits=True))
+            opt.apply_gradients(zip(tape.gradient(loss, model.trainable_variables), model.trainable_variables))
+            return loss
+        def bare(epoch):
+            start, n = time.perf_counter(), 0
+            grid = replica_batches(epoch_order(trainer.train_rows, True, cfg.train.seed, epoch), cfg.train.batch_size, 1, steps)
+            for x, y, w in batch_dataset(trainer.store, grid, 'store', cfg.model.input):
+                step(x, y, w); n += len(y)
+            return n / (time.perf_counter() - start)
+        return _engine_against_bare(trainer, bare, repeats)
+
+def format_tf_line(r: dict) -> str:
+    n = r['devices']
+    return f"tf: tensorflow {r[f'tensorflow_{n}']:.0f} samples/s, pytorch {r[f'pytorch_{n}']:.0f} samples/s, ratio {r['ratio']:.2f}"
+
+def _run_tf(args) -> int:
+    from seemore_nb.config import load_config
+    cfg = load_config(args.config or 'cpu', args.overrides)
+    over = benchmark_tf_overhead(cfg, repeats=args.repeats or 6)
+    print(f"tf engine: engine {over['engine']:.0f} samples/s, bare loop {over['bare']:.0f} samples/s, overhead {100 * over['overhead']:.1f}%")
+    r = benchmark_tf(cfg)
+    print(f"tensorflow on CPU: 1 logical device {r['tensorflow_1']:.0f} samples/s, 2 logical devices {r['tensorflow_2']:.0f} samples/s "
+          f"(scaling efficiency {r['tf_scaling_efficiency']:.0%}; logical devices share one thread pool)")
+    print(format_tf_line(r))
+    return 0
+
 # %% ../nbs/11_bench.ipynb #ef09b4bc
 def bench_config():
     from seemore_nb.config import load_config
@@ -182,7 +267,7 @@ def main(argv=None) -> int:
     "Console script `seemore_bench`: measure a target against its reference and print the ratio last."
     from seemore_nb.config import add_config_args, guarded
     parser = argparse.ArgumentParser(prog='seemore_bench', description=main.__doc__)
-    parser.add_argument('target', choices=['spectrogram', 'loader', 'train', 'amp'])
+    parser.add_argument('target', choices=['spectrogram', 'loader', 'train', 'amp', 'tf'])
     add_config_args(parser, default=None)          # --config (train: cpu, amp: paper, loader: the bench store), KEY=VALUE, --debug
     parser.add_argument('--peak-tflops', type=float, help='device peak for MFU when it is not a known GPU')
     parser.add_argument('--repeats', type=int, default=None, help='timed repeats (loader: 3, train: 6)')
@@ -193,6 +278,7 @@ def _run(args) -> int:
     from seemore_nb.config import ConfigError, load_config, with_overrides
     if args.target == 'spectrogram' and (args.config or args.overrides):
         raise ConfigError('seemore_bench spectrogram measures fixed windows: it takes no --config or overrides')
+    if args.target == 'tf': return _run_tf(args)
     if args.target == 'spectrogram':
         from seemore_nb.spectrogram import benchmark_spectrogram, format_spectrogram_line
         print(format_spectrogram_line(benchmark_spectrogram()))            # one thread: it limits the pools itself

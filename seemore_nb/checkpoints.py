@@ -18,7 +18,7 @@ from .config import atomic_write
 from .runs import RunError
 
 # %% auto #0
-__all__ = ['CHECKPOINT_FORMAT', 'rng_state', 'set_rng_state', 'write_checkpoint', 'load_checkpoint']
+__all__ = ['CHECKPOINT_FORMAT', 'rng_state', 'set_rng_state', 'write_checkpoint', 'load_checkpoint', 'weights_digest']
 
 # %% ../nbs/07a_checkpoints.ipynb #5f6ac353
 def rng_state() -> dict:
@@ -64,3 +64,12 @@ def load_checkpoint(path) -> dict:
         raise RunError(f'{path}: refused: it predates the safe checkpoint format ({CHECKPOINT_FORMAT}); train the run again with '
                        'train.resume=off')
     return state
+
+# %% ../nbs/07a_checkpoints.ipynb #6bacca81
+def weights_digest(model: torch.nn.Module) -> str:
+    "SHA-256 of the model's parameters and buffers, bit for bit."
+    import hashlib
+    h = hashlib.sha256()
+    for name, t in sorted(model.state_dict().items()):
+        h.update(name.encode()); h.update(t.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()

@@ -19,50 +19,13 @@ from pathlib import Path
 
 import yaml
 
+from .core import SeemoreError, atomic_write, guarded, project_root, resolve_path   # re-exported: modules import them from here
+
 # %% auto #0
-__all__ = ['POSITIVE', 'FRACTION', 'RUN_ID', 'PACKAGE_DIR', 'PROFILES_DIR', 'project_root', 'resolve_path', 'atomic_write',
-           'DataConfig', 'SpectrogramConfig', 'StoreConfig', 'ModelConfig', 'TrainConfig', 'VLMConfig',
-           'BaselinesConfig', 'Config', 'SeemoreError', 'ConfigError', 'build_config', 'validate_config', 'read_yaml',
-           'profile_names', 'parse_override', 'load_config', 'with_overrides', 'config_dict', 'save_config',
-           'config_hash', 'add_config_args', 'config_from_args', 'guarded']
-
-# %% ../nbs/00_config.ipynb #8c8e1d52
-def project_root() -> Path:
-    "The folder that relative config paths resolve against."
-    if os.environ.get('SEEMORE_ROOT'): return Path(os.environ['SEEMORE_ROOT']).resolve()
-    for folder in [Path.cwd(), *Path.cwd().parents]:
-        if (folder/'settings.ini').exists() and (folder/'seemore_nb').is_dir(): return folder
-    spec = importlib.util.find_spec('seemore_nb')
-    if spec and spec.origin:
-        checkout = Path(spec.origin).resolve().parent.parent
-        if (checkout/'settings.ini').exists(): return checkout
-    return Path.cwd()
-
-def resolve_path(path) -> Path:
-    "`path` itself when absolute, else relative to `project_root()`."
-    path = Path(path).expanduser()
-    return path if path.is_absolute() else project_root()/path
-
-# %% ../nbs/00_config.ipynb #3fa28ea2
-_UMASK = os.umask(0); os.umask(_UMASK)
-
-def atomic_write(path, write, mode: str = 'wb') -> Path:
-    "Call `write(f)` on a temporary file next to `path`, then rename it over `path`."
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
-    try:
-        os.fchmod(fd, 0o666 & ~_UMASK)                   # mkstemp makes 0600 files; keep the permissions open() would give
-        with os.fdopen(fd, mode) as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as e:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(e, OSError) and e.filename is None: e.filename = str(path)   # "no space left on PATH", not on nothing
-        raise
-    return path
+__all__ = ['POSITIVE', 'FRACTION', 'RUN_ID', 'PACKAGE_DIR', 'PROFILES_DIR', 'DataConfig', 'SpectrogramConfig', 'StoreConfig',
+           'ModelConfig', 'TrainConfig', 'VLMConfig', 'BaselinesConfig', 'Config', 'ConfigError', 'build_config',
+           'validate_config', 'read_yaml', 'profile_names', 'parse_override', 'load_config', 'with_overrides',
+           'config_dict', 'save_config', 'config_hash', 'add_config_args', 'config_from_args']
 
 # %% ../nbs/00_config.ipynb #5bcd5e4c
 def _at_least(n): return {'min': n}
@@ -180,6 +143,10 @@ class TrainConfig:
     keep_checkpoints: int = field(default=2, metadata=_at_least(1))   # step checkpoints kept besides last.pt and best.pt
     max_restarts: int = field(default=0, metadata=_at_least(0))       # torchrun --max-restarts
     profile_steps: list[int] = field(default_factory=list, metadata=_at_least(0))   # [first, last] global steps traced by the profiler
+    framework: str = field(default='pytorch', metadata={'choices': ('pytorch', 'tensorflow')})   # the engine: 07_train or 10_train_tf
+    nodes: int = field(default=0, metadata=_at_least(0))           # machines; 0: from PET_NNODES / TF_CONFIG, else 1
+    node_rank: int = field(default=-1, metadata=_at_least(-1))     # this machine (torchrun node rank = TF task index); -1: from NODE_RANK / TF_CONFIG, else 0
+    rendezvous: str = ''               # several machines: torchrun's c10d host:port, or TensorFlow's worker list 'host:port,host:port'; '': env vars
     schedule: str = field(default='constant', metadata={'choices': ('constant', 'cosine')})   # lr schedule over epochs x steps per epoch
     lr_warmup_steps: int = field(default=0, metadata=_at_least(0))   # linear lr warm-up from 0 over the first optimizer steps
     lr_floor: float = field(default=0.0, metadata={'min': 0, 'max': 1})   # cosine: the final lr as a fraction of train.lr
@@ -191,6 +158,11 @@ class TrainConfig:
                               "no path separators and no '..'")
         if self.profile_steps and (len(self.profile_steps) != 2 or self.profile_steps[0] > self.profile_steps[1]):
             raise ConfigError(f"config key 'train.profile_steps' ({self.profile_steps}) must be empty or [first, last] with first <= last")
+        if self.framework == 'tensorflow' and (self.schedule != 'constant' or self.lr_warmup_steps or self.grad_clip):
+            raise ConfigError("config keys 'train.schedule', 'train.lr_warmup_steps' and 'train.grad_clip' are PyTorch-engine settings: "
+                              "use train.schedule=constant train.lr_warmup_steps=0 train.grad_clip=0 with train.framework=tensorflow")
+        if self.nodes and self.node_rank >= self.nodes:
+            raise ConfigError(f"config key 'train.node_rank' ({self.node_rank}) must be below 'train.nodes' ({self.nodes})")
 
 @dataclass
 class VLMConfig:
@@ -264,9 +236,6 @@ class Config:
     baselines: BaselinesConfig = field(default_factory=BaselinesConfig)
 
 # %% ../nbs/00_config.ipynb #13535c34
-class SeemoreError(Exception):
-    "Base of every error this project raises about the user's input, data or run: console scripts print it as one line."
-
 class ConfigError(SeemoreError, ValueError):
     "A config key that does not exist, a value of the wrong type, or a value outside its allowed range."
 
@@ -434,23 +403,3 @@ def config_from_args(args) -> Config:
     "The config that `add_config_args` options describe."
     return load_config(args.config, args.overrides)
 
-
-def _os_error_line(e: OSError) -> str:
-    import errno
-    where = e.filename or 'the disk'
-    if e.errno == errno.ENOSPC: return f'no space left on {where}: free some space (or point the folder elsewhere) and run again'
-    if e.errno in (errno.EACCES, errno.EPERM): return f'permission denied on {where}: make it writable or choose another folder'
-    if e.errno == errno.EROFS: return f'{where} is on a read-only file system: choose a writable folder'
-    if e.errno == errno.ENOTDIR: return f'a part of {where} is a file, not a folder: choose another path'
-    return f'{e.strerror or e}: {where}'
-
-def guarded(prog: str, body, debug: bool = False) -> int:
-    "Run a console script's `body()`; the project's errors and the OS's print as one line `prog: error: ...` and give exit 1."
-    import sys
-    if debug: return body()
-    try: return body()
-    except SeemoreError as e: message = str(e)
-    except OSError as e: message = _os_error_line(e)
-    except KeyboardInterrupt: message = 'interrupted'
-    print(f'{prog}: error: {message} (--debug shows the traceback)', file=sys.stderr)
-    return 1

@@ -13,9 +13,9 @@ import pandas as pd
 from .config import SeemoreError, atomic_write
 
 # %% auto #0
-__all__ = ['PREDICTION_COLUMNS', 'EvaluationError', 'predict_rows', 'merge_predictions', 'log_loss', 'evaluate_split', 'auc',
-           'classification_metrics', 'resample_dates', 'bootstrap_rows', 'with_intervals', 'daily_returns', 'backtest',
-           'performance']
+__all__ = ['PREDICTION_COLUMNS', 'EvaluationError', 'predict_rows', 'merge_predictions', 'log_loss', 'evaluate_split',
+           'write_predictions', 'auc', 'classification_metrics', 'resample_dates', 'bootstrap_rows', 'with_intervals',
+           'daily_returns', 'backtest', 'performance']
 
 # %% ../nbs/15_evaluation.ipynb #8c48598d
 PREDICTION_COLUMNS = ['window_id', 'ticker', 'end_date', 'prob_up', 'label']
@@ -63,14 +63,16 @@ def evaluate_split(model, store, env, folder, batch_size: int = 256, split: str 
     "Predict every window of `split` once (ranks share the work); rank 0 writes `folder/predictions/<split>.parquet`."
     from seemore_nb.distributed import all_gather_objects, broadcast_object, unwrap
     part = predict_rows(unwrap(model), store, split, batch_size, env.rank, env.world_size, env.device)
-    parts, summary = all_gather_objects(part, env), None
-    if env.is_main:
-        pred = merge_predictions(parts, store, split)
-        path = Path(folder)/'predictions'/f'{split}.parquet'
-        atomic_write(path, lambda f: pred.to_parquet(f, index=False))
-        summary = {'split': split, 'windows': len(pred), 'accuracy': float(((pred.prob_up > 0.5) == pred.label).mean()),
-                   'log_loss': log_loss(pred.label, pred.prob_up), 'predictions': str(path.relative_to(folder))}
-    return broadcast_object(summary, env)
+    parts = all_gather_objects(part, env)
+    return broadcast_object(write_predictions(parts, store, folder, split) if env.is_main else None, env)
+
+def write_predictions(parts: list, store, folder, split: str = 'test') -> dict:
+    "Merge the ranks' parts (each window once), write `folder/predictions/<split>.parquet`; the summary for complete.json."
+    pred = merge_predictions(parts, store, split)
+    path = Path(folder)/'predictions'/f'{split}.parquet'
+    atomic_write(path, lambda f: pred.to_parquet(f, index=False))
+    return {'split': split, 'windows': len(pred), 'accuracy': float(((pred.prob_up > 0.5) == pred.label).mean()),
+            'log_loss': log_loss(pred.label, pred.prob_up), 'predictions': str(path.relative_to(folder))}
 
 # %% ../nbs/15_evaluation.ipynb #30753449
 def auc(label, score) -> float:

@@ -18,6 +18,7 @@ from pathlib import Path
 from .config import (Config, SeemoreError, add_config_args, config_from_args, guarded, load_config,
                                with_overrides)
 from .distributed import DistEnv, cpu_threads
+from .machines import launch_node, launch_tf, machines, torchrun_node_args
 from .runs import RunFolder, RunInterrupted, die_with_parent, new_run_id, resume_hint
 from .train import task_for, train
 
@@ -61,9 +62,9 @@ def failure_line(run_id: str, agent_output: str, logs: Path) -> str:
 # %% ../nbs/07b_launch.ipynb #ed3bb85f
 def torchrun_command(cfg: Config, config_path: Path) -> list[str]:
     logs = RunFolder(cfg).logs
-    return [sys.executable, '-m', 'torch.distributed.run', '--standalone', f'--nproc-per-node={cfg.train.devices}',
+    return [sys.executable, '-m', 'torch.distributed.run', f'--nproc-per-node={cfg.train.devices}',
             f'--max-restarts={cfg.train.max_restarts}', '--log-dir', str(logs), '--redirects', '3', '--tee', '3',
-            '--local-ranks-filter', '0', '-m', 'seemore_nb.train', '--config', str(config_path)]
+            '--local-ranks-filter', '0', *torchrun_node_args(cfg, logs), '-m', 'seemore_nb.train', '--config', str(config_path)]
 
 def _forward(stream, sink, keep: collections.deque):
     "Copy the agent's stderr to ours (without torchrun's banners and empty rank lines), keeping the end for errors."
@@ -105,13 +106,15 @@ def launch(config: Config | str = 'cpu', overrides=()) -> Path:
     if not cfg.train.run_id: cfg = with_overrides(cfg, [f'train.run_id={new_run_id(cfg)}'])
     run = RunFolder(cfg)
     print(f'run {cfg.train.run_id} ({run.dir})', flush=True)
+    if not machines(cfg).is_chief: return launch_node(cfg)    # another machine of a multi-machine run: the chief holds the lock
     with run.lock():
         run.check_resume()                                     # refuse before anything is written or skipped
         if run.is_finished():
             print(f'run {cfg.train.run_id} is complete ({cfg.train.epochs} epochs): nothing to train', flush=True)
             return run.dir
         config_path = run.start()
-        if cfg.train.devices > 1 and cfg.train.strategy != 'dp':
+        if cfg.train.framework == 'tensorflow': return launch_tf(cfg, config_path)   # its own process: TF fixes devices at start
+        if (cfg.train.devices > 1 or machines(cfg).nodes > 1) and cfg.train.strategy != 'dp':
             task_for(cfg).prepare(DistEnv())                   # build the store once, before any rank starts
             run_torchrun(cfg, config_path)
             return run.dir

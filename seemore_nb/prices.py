@@ -358,8 +358,10 @@ def input_files(cfg: Config | DataConfig) -> list[Path]:
 
 # %% ../nbs/01_prices.ipynb #df21c08d
 def plot_prices_overview(study: StudyPrices, path=None):
-    "Normalized prices, volume and the context series; saved atomically to `path` when given."
+    "Normalized prices, volume and the context series; saved atomically to `path` (PNG and PDF) when given."
     import matplotlib.pyplot as plt
+    from seemore_nb.style import apply_style
+    apply_style()
     fig, (ax_p, ax_v, ax_c) = plt.subplots(3, 1, figsize=(10, 8.5), sharex=True, gridspec_kw=dict(height_ratios=[2, 1.2, 1.2]))
     for t, f in study.prices.items():
         ax_p.plot(f.index, f['adj_close'] / f['adj_close'].dropna().iloc[0], lw=1, label=t)
@@ -375,7 +377,9 @@ def plot_prices_overview(study: StudyPrices, path=None):
     ax_c.set_title(f'Context: S&P 500 and {study.volatility_label}', fontsize=9)
     for ax in (ax_p, ax_v, ax_c): ax.grid(alpha=.3)
     fig.tight_layout()
-    if path is not None: atomic_write(path, lambda f: fig.savefig(f, format='png', dpi=110))
+    if path is not None:
+        from seemore_nb.style import save_figure
+        save_figure(fig, path)
     return fig
 
 # %% ../nbs/01_prices.ipynb #6653b367

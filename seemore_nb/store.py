@@ -332,19 +332,35 @@ def plot_gallery(store: Store, path=None, split: str = 'test', seed: int = 0):
     picks = [idx[idx['label'] == lab].iloc[rng.integers((idx['label'] == lab).sum())] for lab in (1, 0)]
     horizon = store.manifest['config']['data']['label_horizon']
     vol_label = store.manifest['windows']['volatility']
-    fig, axes = plt.subplots(2, 4, figsize=(10, 5.6))
+    from seemore_nb.style import apply_style, save_figure
+    apply_style()
+    spec, size = store.manifest['config']['spectrogram'], store.stock.shape[-1]
+    window = store.manifest['config']['data']['window']
+    top = size // 8                                           # rows of the grey strip (spectrogram.strip_rows)
+    lo, hi = np.log10(spec['scale_min']), np.log10(spec['scale_max'])
+    fig, axes = plt.subplots(2, 4, figsize=(11, 6.2))
     for ax_row, pick in zip(axes, picks):
         sample = store.read([pick['row']])[0]
         for k, ax in enumerate(ax_row):
-            ax.imshow(sample[3 * k:3 * k + 3].transpose(1, 2, 0))
-            ax.set_xticks([]); ax.set_yticks([])
+            ax.imshow(sample[3 * k:3 * k + 3].transpose(1, 2, 0), extent=(0, window - 1, size, 0), aspect='auto')
+            ax.grid(False)
             ax.set_title(CHANNEL_NAMES[k] if k < 3 else 'volatility*', fontsize=9)
+            ax.set_xticks([0, window // 2, window - 1])
+            # the original draws |CWT| flipped: image row r shows the scale at log position r / size, smallest at the top
+            ticks = [s for s in (0.3, 1, 3, 10, 30, 100) if top <= size * (np.log10(s) - lo) / (hi - lo) < size]
+            ax.set_yticks([size * (np.log10(s) - lo) / (hi - lo) for s in ticks], [f'{s:g}' if k == 0 else '' for s in ticks])
+            ax.axhline(top, color='white', lw=0.6)
         ret = pick[f'ret_{horizon}']
-        ax_row[0].set_ylabel(f"{'UP' if pick['label'] else 'DOWN'}: {pick['ticker']}\nends {pick['end_date']:%Y-%m-%d}\n{horizon}-day return {ret:+.1%}", fontsize=9)
-    fig.suptitle(f'Spectrogram samples ({split} split, {store.stock.shape[-1]} px)', fontsize=11)
+        ax_row[0].set_ylabel(f"{'UP' if pick['label'] else 'DOWN'}: {pick['ticker']}, ends {pick['end_date']:%Y-%m-%d}\n"
+                             f"{horizon}-day return {ret:+.1%}\nCWT scale (days, log)", fontsize=8)
+    for ax in axes[-1]: ax.set_xlabel('trading day in the window')
+    fig.suptitle(f'Spectrogram samples ({split} split, {size} px): top strip = the min-max normalized series (grey), '
+                 'below it |CWT| (Morlet)', fontsize=10)
+    fig.tight_layout(rect=(0, 0.04, 0.93, 1))
+    bar = fig.colorbar(plt.cm.ScalarMappable(cmap='jet'), cax=fig.add_axes((0.94, 0.2, 0.012, 0.6)))
+    bar.set_ticks([0, 1], labels=['min', 'max']); bar.set_label('|CWT| within each image', fontsize=8)
     fig.text(0.5, 0.01, f'* volatility: {vol_label}', ha='center', fontsize=8)
-    fig.tight_layout(rect=(0, 0.03, 1, 1))
-    if path is not None: atomic_write(path, lambda f: fig.savefig(f, format='png', dpi=110))
+    if path is not None: save_figure(fig, path)
     return fig
 
 # %% ../nbs/04_store.ipynb #df33bd5f

@@ -23,7 +23,7 @@ from torch import nn
 from .config import Config, ConfigError, add_config_args, atomic_write, config_dict, config_from_args
 from .distributed import (DistEnv, all_gather_objects, all_reduce_sum, barrier, broadcast_object,
                                     setup_distributed, teardown_distributed, unwrap, wrap_model)
-from .checkpoints import load_checkpoint, rng_state, set_rng_state, write_checkpoint
+from .checkpoints import load_checkpoint, rng_state, set_rng_state, weights_digest, write_checkpoint
 from .schedule import clip_gradients, set_lr
 from .runs import (TIMING_COLUMNS, GracefulStop, RunError, RunFolder, RunInterrupted, changed_keys, die_with_parent,
                              newest_checkpoint, resume_hint)
@@ -32,7 +32,7 @@ from .vit import vit_from_config
 
 # %% auto #0
 __all__ = ['TASKS', 'Task', 'ClassifierTask', 'ToyTask', 'task_for', 'seed_everything', 'Clock', 'Trainer', 'train_epoch',
-           'evaluate', 'save', 'weights_digest', 'summary_writer', 'fit', 'train', 'worker_main']
+           'evaluate', 'save', 'summary_writer', 'fit', 'train', 'worker_main']
 
 # %% ../nbs/07_train.ipynb #82275e09
 class Task(Protocol):
@@ -303,14 +303,6 @@ def _profile_step(self: Trainer):
 for f in (save, _newest, _resume, _profile_step): setattr(Trainer, f.__name__, f)
 
 # %% ../nbs/07_train.ipynb #46f2ba62
-def weights_digest(model: nn.Module) -> str:
-    "SHA-256 of the model's parameters and buffers, bit for bit."
-    import hashlib
-    h = hashlib.sha256()
-    for name, t in sorted(model.state_dict().items()):
-        h.update(name.encode()); h.update(t.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()
-
 def _final_evaluation(self: Trainer) -> dict | None:
     "The task's `final_evaluation` on the best weights (every rank), when the task has one."
     if not hasattr(self.task, 'final_evaluation'): return None

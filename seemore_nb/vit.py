@@ -14,7 +14,8 @@ from .palette import JET_OFFSET, palette_table
 from .spectrogram import strip_rows
 
 # %% auto #0
-__all__ = ['INPUT_FORMS', 'Attention', 'Block', 'ViT', 'vit_from_config', 'parameter_count', 'vit_flops', 'summary']
+__all__ = ['INPUT_FORMS', 'Attention', 'Block', 'ViT', 'vit_from_config', 'parameter_count', 'vit_flops', 'summary_text',
+           'summary']
 
 # %% ../nbs/05_vit.ipynb #58b6adc5
 class Attention(nn.Module):
@@ -115,12 +116,18 @@ def vit_flops(cfg: Config) -> int:
     per_layer = 2 * T * m.hidden * 3 * m.hidden + 2 * 2 * T * T * m.hidden + 2 * T * m.hidden * m.hidden + 2 * 2 * T * m.hidden * m.mlp
     return stem + m.layers * per_layer + 2 * m.hidden * m.classes
 
+def summary_text(title: str, cfg: Config, parts: dict, total: int, cls_position: int) -> str:
+    "The ViT summary both frameworks print: sizes, `parts` {name: parameters}, the total, forward GFLOPs per sample."
+    m = cfg.model
+    lines = [f'{title}: image {cfg.spectrogram.image_size}, patch {m.patch_size}, {m.channels} channels, hidden {m.hidden}, '
+             f'{m.layers} layers, {m.heads} heads, MLP {m.mlp}, {m.classes} classes']
+    lines += [f'  {name:16s} {n:>12,d} parameters' for name, n in parts.items()]
+    lines += [f'  {"total":16s} {total:>12,d} parameters (incl. cls + position {cls_position:,d})',
+              f'  forward {vit_flops(cfg) / 1e9:.3f} GFLOPs per sample']
+    return '\n'.join(lines)
+
 def summary(model: ViT, cfg: Config) -> str:
     "A short text summary: sizes, parameters per part, forward GFLOPs per sample."
     parts = {'patch embedding': model.patch, 'blocks': model.blocks, 'norm + head': nn.ModuleList([model.norm, model.head])}
-    lines = [f'ViT: image {model.image_size}, patch {cfg.model.patch_size}, {cfg.model.channels} channels, hidden {cfg.model.hidden}, '
-             f'{cfg.model.layers} layers, {cfg.model.heads} heads, MLP {cfg.model.mlp}, {cfg.model.classes} classes']
-    lines += [f'  {name:16s} {parameter_count(mod):>12,d} parameters' for name, mod in parts.items()]
-    lines += [f'  {"total":16s} {parameter_count(model):>12,d} parameters (incl. cls + position {model.cls.numel() + model.pos.numel():,d})',
-              f'  forward {vit_flops(cfg) / 1e9:.3f} GFLOPs per sample']
-    return '\n'.join(lines)
+    return summary_text('ViT', cfg, {name: parameter_count(mod) for name, mod in parts.items()}, parameter_count(model),
+                        model.cls.numel() + model.pos.numel())

@@ -22,9 +22,9 @@ from .vlm_data import CaptionDataError, CaptionDataset, CharTokenizer, caption_s
 from .vlm_model import SeemoreVLM, caption_loss, generate, vlm_from_config
 
 # %% auto #0
-__all__ = ['EVAL_SPLITS', 'VLM_PROFILES', 'VLMTask', 'edit_distance', 'caption_scores', 'greedy_captions', 'evaluate_captions',
-           'load_captioner', 'caption', 'main', 'vlm_config', 'vlm_run_folder', 'evaluate_run', 'reproduce_stage',
-           'vlm_evaluation', 'vlm_throughput', 'plot_vlm_loss', 'plot_vlm_timing', 'plot_vlm_samples']
+__all__ = ['EVAL_SPLITS', 'VLMTask', 'edit_distance', 'caption_scores', 'greedy_captions', 'evaluate_captions', 'load_captioner',
+           'caption', 'main', 'vlm_run_folder', 'evaluate_run', 'vlm_evaluation', 'vlm_throughput', 'plot_vlm_loss',
+           'plot_vlm_timing', 'plot_vlm_samples']
 
 # %% ../nbs/14_vlm_train.ipynb #4336fed5
 class VLMTask:
@@ -197,18 +197,10 @@ def main(argv=None) -> int:
 if __name__ == '__main__' and 'get_ipython' not in globals(): sys.exit(main())
 
 # %% ../nbs/14_vlm_train.ipynb #406ac568
-VLM_PROFILES = {'smoke': 'vlm_smoke', 'cpu': 'vlm_cpu', 'paper': 'vlm_paper'}
-
-def vlm_config(cfg: Config) -> Config:
-    "The VLM profile's config for the main job's `cfg`, with its run id."
-    name = cfg.profile if cfg.train.task == 'vlm' else VLM_PROFILES.get(cfg.profile, 'vlm_cpu')
-    vcfg = cfg if cfg.train.task == 'vlm' else load_config(name, [f'train.runs_dir={cfg.train.runs_dir}'])
-    if vcfg.train.run_id: return vcfg
-    return with_overrides(vcfg, [f'train.run_id={vcfg.profile}-{config_hash(vcfg)[:8]}'])
-
-def vlm_run_folder(cfg: Config) -> Path:
-    vcfg = vlm_config(cfg)
-    return resolve_path(vcfg.train.runs_dir)/vcfg.train.run_id
+def vlm_run_folder(profile: str, overrides=()) -> Path:
+    "The folder of the grid's `vlm` run for `profile` (made by `seemore_reproduce --config PROFILE --only vlm`)."
+    from seemore_nb.grid import grid_plan, load_cells
+    return load_cells(grid_plan(profile, overrides), profile, task='vlm').folder.iloc[0]
 
 def evaluate_run(folder) -> dict:
     "Greedy-caption scores of a finished run from its best.pt (written to its evaluation.json and captions.csv)."
@@ -217,14 +209,6 @@ def evaluate_run(folder) -> dict:
     task = VLMTask(cfg)
     task.tokenizer = tokenizer
     return evaluate_captions(task, model, folder)
-
-def reproduce_stage(cfg: Config) -> Path:
-    "Train (or reuse) the VLM run that the figure templates read; its folder."
-    from seemore_nb.launch import launch
-    vcfg = vlm_config(cfg)
-    folder = launch(vcfg)
-    if not (folder/'evaluation.json').exists(): evaluate_run(folder)
-    return folder
 
 def vlm_evaluation(folder) -> dict:
     "The scores a VLM run wrote (evaluation.json)."
@@ -246,6 +230,8 @@ def vlm_throughput(run) -> dict:
                 train_seconds=float((run.metrics.epoch_end - run.metrics.epoch_start).sum()))
 
 # %% ../nbs/14_vlm_train.ipynb #04ebfdff
+from .style import save_figure
+
 def plot_vlm_loss(run, path=None):
     "Training loss per step and validation loss per epoch of a VLM run (`analysis.load_run`)."
     import matplotlib.pyplot as plt
@@ -258,7 +244,7 @@ def plot_vlm_loss(run, path=None):
     ax.set(yscale='log', xlabel='optimizer step', ylabel='next-character cross-entropy', title=f'Seemore VLM: loss ({run.folder.name})')
     ax.grid(alpha=.3, which='both'); ax.legend(fontsize=8)
     fig.tight_layout()
-    if path is not None: atomic_write(path, lambda f: fig.savefig(f, format='png', dpi=110))
+    if path is not None: save_figure(fig, path)
     return fig
 
 def plot_vlm_timing(run, path=None):
@@ -276,7 +262,7 @@ def plot_vlm_timing(run, path=None):
         ax.set(xlabel='training iteration', ylabel='ms (synchronized)'); ax.grid(alpha=.3); ax.legend(fontsize=8)
     ax_p.set_title('Forward and backward per iteration'); ax_t.set_title('Whole iteration (data wait to optimizer step)')
     fig.tight_layout()
-    if path is not None: atomic_write(path, lambda f: fig.savefig(f, format='png', dpi=110))
+    if path is not None: save_figure(fig, path)
     return fig
 
 def _marks(truth: str, greedy: str) -> str:
@@ -304,5 +290,5 @@ def plot_vlm_samples(folder, path=None, n: int = 8):
     ev = vlm_evaluation(folder)
     fig.suptitle(f"Seemore VLM, test images: greedy exact match {ev['test']['exact_match']:.1%}, character error rate {ev['test']['cer']:.2%}", fontsize=10)
     fig.tight_layout()
-    if path is not None: atomic_write(path, lambda f: fig.savefig(f, format='png', dpi=110))
+    if path is not None: save_figure(fig, path)
     return fig

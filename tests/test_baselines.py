@@ -91,8 +91,8 @@ def test_baselines_command_prints_the_table_with_the_vit_and_reuses_its_folder(w
 
 
 def test_figure_templates_draw_the_baselines_and_the_backtest(with_vit, tmp_path):
-    from seemore_nb.reproduce import run_paper_notebook
+    from seemore_nb.reproduce import run_notebook
     params = dict(profile='smoke', overrides=overrides(with_vit[0]), figures_dir=str(tmp_path))
-    for name in ('70_baselines.ipynb', '71_backtest.ipynb'): run_paper_notebook(ROOT/'nbs'/'paper'/name, tmp_path, params)
+    for name in ('70_baselines.ipynb', '71_backtest.ipynb'): run_notebook(ROOT/'nbs'/'paper'/name, tmp_path/name, params)
     for figure in ('baselines.png', 'backtest.png'): assert (tmp_path/figure).stat().st_size > 10_000
     assert '| vit |' in (tmp_path/'baselines.md').read_text()

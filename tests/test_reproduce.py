@@ -1,32 +1,124 @@
-"""The main job end to end on the smoke profile, and the committed sample against its build script."""
+"""The main job end to end on the smoke grid (once per session, shared by the tests), and the committed sample against its build script."""
+import hashlib
+import json
+import re
 import subprocess
 import sys
+import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = Path(sys.executable).parent/'seemore_reproduce'
+FIGURES = ['prices_overview', 'spectrogram_gallery', 'classifier_curves', 'timing_breakdown', 'fig01_total_time',
+           'fig02_pytorch_vs_tensorflow', 'fig03_throughput', 'fig04_scaling_efficiency', 'fig05_epoch_time',
+           'fig06_iteration_breakdown', 'fig07_loaders_breakdown', 'fig08_loaders_total_time', 'fig09_loaders_throughput',
+           'fig10_loaders_efficiency', 'amp_vs_fp32']
+try:
+    import seemore_nb.baselines                                   # merged: its stage cell runs and its two figures are drawn
+    FIGURES += ['baselines', 'backtest']
+except ImportError: pass
+try:
+    import seemore_nb.vlm_train                                   # merged: the grid's vlm cell trains and its three figures are drawn
+    FIGURES += ['vlm_loss', 'vlm_timing', 'vlm_samples']
+except ImportError: pass
 
 
-def test_reproduce_writes_the_figures_and_summary(tmp_path):
-    script = Path(sys.executable).parent/'seemore_reproduce'
-    proc = subprocess.run([str(script), '--config', 'smoke', '--figures-dir', str(tmp_path)],
-                          capture_output=True, text=True, timeout=600, cwd=ROOT)
+def reproduce(*args, timeout=900):
+    start = time.perf_counter()
+    proc = subprocess.run([str(SCRIPT), '--config', 'smoke', *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+    proc.seconds = time.perf_counter() - start
+    return proc
+
+
+def committed_figures() -> dict:
+    "Hashes of everything under figures/ except the git-ignored figures/smoke/."
+    return {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted((ROOT/'figures').rglob('*'))
+            if p.is_file() and 'smoke' not in p.relative_to(ROOT/'figures').parts}
+
+
+@pytest.fixture(scope='session')
+def smoke(tmp_path_factory):
+    "The whole smoke grid, once: runs and figures in temporary folders."
+    runs, figures = tmp_path_factory.mktemp('runs'), tmp_path_factory.mktemp('figures')
+    before = committed_figures()
+    proc = reproduce(f'train.runs_dir={runs}', '--figures-dir', str(figures))
+    return SimpleNamespace(runs=runs, figures=figures, proc=proc, before=before, overrides=[f'train.runs_dir={runs}'])
+
+
+def test_smoke_grid_runs_every_template_and_draws_every_figure(smoke):
+    assert smoke.proc.returncode == 0, smoke.proc.stdout[-3000:] + smoke.proc.stderr[-3000:]
+    for name in FIGURES:
+        png, pdf = smoke.figures/f'{name}.png', smoke.figures/f'{name}.pdf'
+        assert png.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n' and png.stat().st_size > 10_000, png
+        assert pdf.read_bytes()[:5] == b'%PDF-' and pdf.stat().st_size > 5_000, pdf
+    executed = smoke.runs/'reproduce'/'smoke'
+    for template in sorted((ROOT/'nbs'/'paper').glob('[0-9]*.ipynb')):
+        assert (executed/template.name).exists(), template.name
+    assert 'stand-in for ^VIX' in (executed/'10_prices_overview.ipynb').read_text()   # the output says which volatility series was used
+    trained = [p.parent for p in smoke.runs.glob('*/complete.json')]
+    assert len(trained) >= 9 and all((p/'train_run.ipynb').exists() for p in trained)   # the executed template is the run's record
+    assert committed_figures() == smoke.before                                        # figures/ itself is untouched
+    out = smoke.proc.stdout + smoke.proc.stderr
+    assert 'skipped (needs tensorflow' in out or 'tf-store-1dev: done' in out
+    for noise in ('without encryption', 'TqdmWarning', 'No artists with labels', 'resumed'):
+        assert noise not in out, noise
+
+
+def test_results_md_numbers_equal_the_run_folders(smoke):
+    from seemore_nb.analysis import load_run, samples_per_s, total_time
+    from seemore_nb.results import read_results_table
+    table = read_results_table(smoke.figures/'RESULTS.md')
+    assert len(table) >= 9 and {'run id', 'config hash', 'device kind', 'samples/s', 'E'} <= set(table.columns)
+    for row in table.itertuples(index=False):
+        row = dict(zip(table.columns, row))
+        run = load_run(smoke.runs/row['run id'])
+        assert float(row['samples/s']) == pytest.approx(samples_per_s(run), abs=0.006), row['run id']
+        assert float(row['total s (after warm-up)']) == pytest.approx(total_time(run), abs=0.006), row['run id']
+        assert int(row['devices']) == run.world_size and row['run id'].endswith(row['config hash'])
+        accuracy = run.complete['final'].get('val_accuracy')
+        if accuracy is not None: assert float(row['val accuracy']) == pytest.approx(accuracy, abs=6e-5)
+    text = (smoke.figures/'RESULTS.md').read_text()
+    for name in FIGURES: assert f'`{name}.png` (+ .pdf)' in text
+    assert '## Provenance' in text and 'git commit' in text and 'papermill overhead' in text
+
+
+def test_second_pass_skips_every_completed_run_without_a_kernel(smoke):
+    records = {p: p.stat().st_mtime_ns for p in smoke.runs.glob('*/train_run.ipynb')}
+    proc = reproduce(*smoke.overrides, '--only', '*dev,vlm', '--figures-dir', str(smoke.figures), timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    summary = (tmp_path/'summary.md').read_text()
-    for figure, notebook in [('prices_overview.png', '10_prices_overview'), ('spectrogram_gallery.png', '20_spectrogram_gallery'),
-                             ('classifier_curves.png', '30_classifier_curves'), ('timing_breakdown.png', '40_timing_breakdown'),
-                             ('vlm_loss.png', '60_vlm_loss'), ('vlm_timing.png', '61_vlm_timing'), ('vlm_samples.png', '62_vlm_samples')]:
-        assert (tmp_path/figure).stat().st_size > 10_000, figure
-        assert f'`{figure}` | `nbs/paper/{notebook}.ipynb`' in summary
-    executed = ROOT/'runs'/'reproduce'/'smoke'/'10_prices_overview.ipynb'
-    assert 'stand-in for ^VIX' in executed.read_text()       # the output says which volatility series was used
+    skipped = re.findall(r'^(\S+): skipped \(complete: ', proc.stdout + proc.stderr, re.M)
+    assert len(skipped) == len(records) >= 9
+    assert {p: p.stat().st_mtime_ns for p in records} == records                       # no notebook executed again
+    assert proc.seconds < 60
+
+
+def test_a_failing_cell_is_listed_with_its_notebook_and_the_others_finish(smoke, tmp_path):
+    grid = tmp_path/'grid.yaml'
+    grid.write_text('cells:\n'
+                    '- [bad, timing, -, -, classifier, pytorch, 1, store, 0, "off", 1, 0, ["data.tickers=[NOPE]"]]\n'
+                    '- [toy, timing, -, -, toy, pytorch, 1, -, 0, "off", 1, 0, []]\n')
+    proc = reproduce(*smoke.overrides, '--grid', str(grid), '--only', 'bad,toy', timeout=300)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out[-3000:]
+    notebook = re.search(r'FAILED bad: .*\n\s+executed notebook: (\S+)', out)
+    assert notebook and Path(notebook.group(1)).exists() and 'NOPE' in Path(notebook.group(1)).read_text(), out[-3000:]
+    assert [p.parent.name for p in smoke.runs.glob('smoke-toy-*/complete.json')], out[-3000:]
+
+
+def test_list_prints_the_grid_and_why_cells_are_skipped():
+    proc = subprocess.run([str(SCRIPT), '--config', 'paper', '--list'], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0].split()[:3] == ['name', 'kind', 'needs'] and any(l.startswith('pt-store-8dev') or ' pt-store-8dev ' in l for l in lines)
+    assert re.search(r'pt-store-8dev .* skipped: needs 8 GPUs, this machine has \d', proc.stdout) or 'nvidia' in proc.stdout
 
 
 def test_reproduce_rejects_a_bad_key_before_running_anything(tmp_path):
-    script = Path(sys.executable).parent/'seemore_reproduce'
-    proc = subprocess.run([str(script), '--config', 'smoke', 'train.epohcs=1', '--figures-dir', str(tmp_path)],
+    proc = subprocess.run([str(SCRIPT), '--config', 'smoke', 'train.epohcs=1', '--figures-dir', str(tmp_path)],
                           capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert proc.returncode != 0 and "unknown config key 'train.epohcs'" in proc.stderr
     assert not list(tmp_path.iterdir())

@@ -1,0 +1,202 @@
+"""The TensorFlow engine: MirroredStrategy over logical CPUs, weight copy, bf16, kill and resume bit for bit,
+2-worker TF_CONFIG and 2-node torchrun runs on localhost, unsupported keys, 08_analysis over both engines.
+
+TensorFlow takes seconds to import, so the TF checks share few processes: one killed run, one process that
+does everything else in order (its results come back as JSON), and the two multi-machine pairs."""
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from seemore_nb.config import ConfigError, load_config
+
+ENV = os.environ | {'OMP_NUM_THREADS': '1', 'TF_CPP_MIN_LOG_LEVEL': '2', 'PYTHONHASHSEED': '0'}
+for k in ('TF_CONFIG', 'PET_NNODES', 'NODE_RANK', 'PET_NODE_RANK', 'PET_RDZV_ENDPOINT', 'MASTER_ADDR'): ENV.pop(k, None)
+SHORT = ['train.framework=tensorflow', 'train.epochs=2', 'train.steps_per_epoch=12', 'train.checkpoint_every=5']
+
+
+def overrides(tmp, run_id, *more):
+    return [f'train.runs_dir={tmp}/runs', f'store.root={tmp}/stores', f'train.run_id={run_id}', *more]
+
+
+def python(code, timeout=400, **popen):
+    return subprocess.run([sys.executable, '-c', textwrap.dedent(code)], capture_output=True, text=True, timeout=timeout, env=ENV, **popen)
+
+
+def free_ports(n):
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks: s.bind(('localhost', 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks: s.close()
+    return ports
+
+
+@pytest.fixture(scope='session')
+def tmp(tmp_path_factory):
+    "A folder with the smoke store already built (concurrent launchers must not race to build it)."
+    tmp = tmp_path_factory.mktemp('tf')
+    from seemore_nb.store import build_store
+    build_store(load_config('smoke', [f'store.root={tmp}/stores']), progress=False)
+    return tmp
+
+
+@pytest.fixture(scope='session')
+def tf_results(tmp):
+    "A run killed by SIGKILL after step 8 (last checkpoint: step 5), then one process that does the rest."
+    killed = python(f"""
+        import os, signal
+        from seemore_nb import train_tf
+        from seemore_nb.config import load_config
+        def after_step(self):
+            if self.global_step == 8: os.kill(os.getpid(), signal.SIGKILL)
+        train_tf.TFTrainer.after_step = after_step
+        train_tf.train_tf(load_config('smoke', {overrides(tmp, 'killed', *SHORT)!r}))
+    """)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    out = tmp/'results.json'
+    proc = python(f"""
+        import json, numpy as np, torch
+        from seemore_nb import train_tf
+        from seemore_nb.config import load_config
+        from seemore_nb.store import open_store, store_dir
+        from seemore_nb.vit import vit_from_config, parameter_count
+        from seemore_nb.vit_tf import keras_vit_from_config, copy_torch_weights
+        train_tf.tf_devices(2)                         # one runtime with 2 logical CPUs serves 1- and 2-device runs
+        cfg = lambda run, *more: load_config('smoke', [{f'train.runs_dir={tmp}/runs'!r}, {f'store.root={tmp}/stores'!r}, f'train.run_id={{run}}', 'train.framework=tensorflow', *more])
+        res = {{}}
+        c = cfg('copy')
+        store = open_store(store_dir(c), c)
+        x = store.read_indices(store.rows('val')[:32])
+        torch.manual_seed(1); tm = vit_from_config(c).eval()
+        km = copy_torch_weights(keras_vit_from_config(c), tm)
+        with torch.no_grad(): res['logit_diff'] = float(np.abs(km(x).numpy() - tm(torch.from_numpy(x)).numpy()).max())
+        res['params'] = [km.count_params(), parameter_count(tm)]
+        res['paper_params'] = keras_vit_from_config(load_config('paper')).count_params()
+        train_tf.train_tf(cfg('reference', *{SHORT!r}[1:]))
+        train_tf.train_tf(cfg('killed', *{SHORT!r}[1:]))
+        import os, signal
+        from seemore_nb.runs import RunInterrupted
+        def sigterm_at_7(self):
+            if self.global_step == 7: os.kill(os.getpid(), signal.SIGTERM)
+        train_tf.TFTrainer.after_step = sigterm_at_7
+        try: train_tf.train_tf(cfg('termed', *{SHORT!r}[1:]))
+        except RunInterrupted as e: res['termed'] = str(e)
+        train_tf.TFTrainer.after_step = lambda self: None
+        train_tf.train_tf(cfg('termed', *{SHORT!r}[1:]))
+        train_tf.train_tf(cfg('mirrored', 'train.devices=2', 'train.epochs=3', 'train.profile_steps=[2,3]'))
+        train_tf.train_tf(cfg('bf16', 'train.amp=bf16', 'train.epochs=1', 'train.steps_per_epoch=3'))
+        try: train_tf.train_tf(cfg('killed', *{SHORT!r}[1:], 'train.lr=0.5'))
+        except Exception as e: res['changed'] = f'{{type(e).__name__}}: {{e}}'
+        json.dump(res, open({str(out)!r}, 'w'))
+    """, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-5000:]
+    return json.loads(out.read_text()), proc.stdout
+
+
+def complete(tmp, run):
+    return json.loads((Path(tmp)/'runs'/run/'complete.json').read_text())
+
+
+def test_weight_copy_gives_the_same_logits_and_parameter_count(tf_results):
+    res, _ = tf_results
+    assert res['logit_diff'] < 1e-4
+    assert res['params'][0] == res['params'][1] and res['paper_params'] == 23_677_442
+
+
+def test_mirrored_two_logical_devices_trains_with_the_pytorch_schema(tmp, tf_results):
+    from seemore_nb.runs import TIMING_COLUMNS
+    run = Path(tmp)/'runs'/'mirrored'
+    timing, metrics = pd.read_parquet(run/'timing.parquet'), pd.read_csv(run/'metrics.csv')
+    assert list(timing.columns) == TIMING_COLUMNS
+    train = timing[timing.phase == 'train']
+    assert train[['data_wait', 'total']].notna().all().all() and train[['forward', 'backward', 'optimizer']].isna().all().all()
+    assert complete(tmp, 'mirrored')['world_size'] == 2 and metrics.train_loss.iloc[-1] < metrics.train_loss.iloc[0]
+    n_val = len(pd.read_parquet(Path(tmp)/'stores'/os.listdir(Path(tmp)/'stores')[0]/'index.parquet').query("split == 'val'"))
+    assert (metrics.val_samples == n_val).all()                      # every validation sample counted once
+    torch_metrics = ['epoch', 'train_loss', 'train_accuracy', 'val_loss', 'val_accuracy', 'epoch_start', 'epoch_end', 'samples', 'val_samples']
+    assert list(metrics.columns) == torch_metrics
+    assert any((run/'profile').rglob('*.xplane.pb')) and any((run/'tensorboard').iterdir())
+    evaluation = complete(tmp, 'mirrored')['evaluation']                   # the best weights on every test window once
+    predictions = pd.read_parquet(run/evaluation['predictions'])
+    assert evaluation['windows'] == len(predictions) == predictions.window_id.nunique() > 0 and predictions.prob_up.between(0, 1).all()
+
+
+def test_bf16_policy_runs(tmp, tf_results):
+    assert complete(tmp, 'bf16')['global_step'] == 3
+
+
+def test_sigkill_then_resume_is_bit_for_bit(tmp, tf_results):
+    res, stdout = tf_results
+    assert 'resumed killed at epoch 1, step 5' in stdout
+    assert complete(tmp, 'killed')['weights_sha256_by_rank'] == complete(tmp, 'reference')['weights_sha256_by_rank']
+    timing = pd.read_parquet(Path(tmp)/'runs'/'killed'/'timing.parquet')
+    assert sorted(timing[timing.phase == 'train'].global_step) == list(range(24))      # no step lost or repeated
+    assert 'ConfigError' in res['changed'] and 'train.lr' in res['changed']          # a changed setting is refused
+
+
+def test_sigterm_checkpoints_then_resumes_bit_for_bit(tmp, tf_results):
+    res, stdout = tf_results
+    assert 'stopped on SIGTERM after a checkpoint at epoch 1, step 7' in res['termed']
+    assert 'resumed termed at epoch 1, step 7' in stdout
+    assert complete(tmp, 'termed')['weights_sha256_by_rank'] == complete(tmp, 'reference')['weights_sha256_by_rank']
+
+
+def test_unsupported_and_bad_keys_fail_clearly(tmp):
+    cases = ((['train.strategy=dp'], 'train.strategy=dp'), (['train.num_workers=2'], 'train.num_workers=2'),
+             (['train.framework=jax'], 'train.framework'))
+    proc = python(f"""
+        import contextlib, io, sys
+        from seemore_nb.launch import main
+        for more, words in {cases!r}:
+            err = io.StringIO()
+            with contextlib.redirect_stderr(err):
+                code = main(['--config', 'smoke', 'train.framework=tensorflow', *{overrides(tmp, 'bad')!r}, *more])
+            assert code == 1 and words in err.getvalue() and 'Traceback' not in err.getvalue(), err.getvalue()
+        assert 'tensorflow' not in sys.modules                 # refused before TensorFlow starts
+    """)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+def _two_launchers(tmp, run, per_node):
+    procs = [subprocess.Popen([sys.executable, '-c', 'import sys; from seemore_nb.launch import main; sys.exit(main(sys.argv[1:]))',
+                               '--config', 'smoke', *overrides(tmp, run), *more],
+                              env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for more in per_node]
+    outs = [p.communicate(timeout=400)[0] for p in procs]
+    for p, out in zip(procs, outs): assert p.returncode == 0, out[-4000:]
+    return outs
+
+
+def test_two_tensorflow_workers_through_tf_config(tmp):
+    a, b = free_ports(2)
+    common = ['train.framework=tensorflow', 'train.nodes=2', f'train.rendezvous=localhost:{a},localhost:{b}',
+              'train.epochs=1', 'train.steps_per_epoch=4']
+    _two_launchers(tmp, 'tf2workers', [common + ['train.node_rank=0'], common + ['train.node_rank=1']])
+    done = complete(tmp, 'tf2workers')
+    timing = pd.read_parquet(Path(tmp)/'runs'/'tf2workers'/'timing.parquet')
+    assert done['workers'] == 2 and sorted(timing['rank'].unique()) == [0, 1]
+
+
+def test_two_torchrun_nodes_on_localhost(tmp):
+    (port,) = free_ports(1)
+    common = ['train.nodes=2', f'train.rendezvous=localhost:{port}', 'train.epochs=1', 'train.steps_per_epoch=4']
+    _two_launchers(tmp, 'torch2nodes', [common + ['train.node_rank=0'], common + ['train.node_rank=1']])
+    done = complete(tmp, 'torch2nodes')
+    assert done['world_size'] == 2 and len(set(done['weights_sha256_by_rank'])) == 1
+
+
+def test_analysis_reads_a_tensorflow_and_a_pytorch_run(tmp, tf_results):
+    test_two_torchrun_nodes_on_localhost(tmp) if not (Path(tmp)/'runs'/'torch2nodes'/'complete.json').exists() else None
+    from seemore_nb.analysis import load_run, timing_breakdown, plot_timing_breakdown
+    runs = [load_run(Path(tmp)/'runs'/'mirrored'), load_run(Path(tmp)/'runs'/'torch2nodes')]
+    table = timing_breakdown(runs)
+    assert len(table) == 2 and table['total'].notna().all()
+    tf_row = table.loc[[i for i in table.index if 'tensorflow' in str(i)][0]]
+    assert pd.isna(tf_row['forward']) and tf_row['data_wait'] > 0               # missing, not zero
+    plot_timing_breakdown(runs, Path(tmp)/'breakdown.png')
