@@ -9,9 +9,7 @@ import dataclasses
 import hashlib
 import importlib.util
 import json
-import os
 import re
-import tempfile
 import typing
 from dataclasses import dataclass, field
 from datetime import date

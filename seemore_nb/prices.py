@@ -6,10 +6,7 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import socket
-import sys
 import threading
 import time
 import warnings
