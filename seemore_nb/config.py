@@ -17,13 +17,13 @@ from pathlib import Path
 
 import yaml
 
-from .core import SeemoreError, atomic_write, guarded, project_root, resolve_path   # re-exported: modules import them from here
+from .core import SeemoreError, atomic_write, guarded, project_root, read_yaml, resolve_path   # re-exported: modules import them from here
 
 # %% auto #0
 __all__ = ['POSITIVE', 'FRACTION', 'RUN_ID', 'PACKAGE_DIR', 'PROFILES_DIR', 'DataConfig', 'SpectrogramConfig', 'StoreConfig',
            'ModelConfig', 'TrainConfig', 'VLMConfig', 'BaselinesConfig', 'Config', 'ConfigError', 'build_config',
-           'validate_config', 'read_yaml', 'profile_names', 'parse_override', 'load_config', 'with_overrides',
-           'config_dict', 'save_config', 'config_hash', 'add_config_args', 'config_from_args']
+           'validate_config', 'profile_names', 'parse_override', 'load_config', 'with_overrides', 'config_dict',
+           'save_config', 'config_hash', 'add_config_args', 'config_from_args']
 
 # %% ../nbs/00_config.ipynb #5bcd5e4c
 def _at_least(n): return {'min': n}
@@ -300,29 +300,6 @@ def validate_config(cfg) -> None:
         if dataclasses.is_dataclass(section) and hasattr(section, 'validate'): section.validate(cfg)
 
 # %% ../nbs/00_config.ipynb #456dd456
-class _Loader(yaml.SafeLoader):
-    "SafeLoader with YAML 1.2 booleans: only true/false, so that 'off' stays a string."
-
-_Loader.yaml_implicit_resolvers = {first: [(tag, rx) for tag, rx in resolvers if tag != 'tag:yaml.org,2002:bool']
-                                   for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
-_Loader.add_implicit_resolver('tag:yaml.org,2002:bool', re.compile(r'^(?:true|True|TRUE|false|False|FALSE)$'), list('tTfF'))
-
-def _mapping_without_duplicates(loader, node, deep=False):
-    "A YAML mapping; a key given twice is an error (PyYAML would keep the last one silently)."
-    loader.flatten_mapping(node)
-    seen = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        if key in seen:
-            raise yaml.constructor.ConstructorError(None, None, f'duplicate key {key!r}: keep one of them', key_node.start_mark)
-        seen.add(key)
-    return loader.construct_mapping(node, deep)
-
-_Loader.add_constructor('tag:yaml.org,2002:map', _mapping_without_duplicates)
-
-def read_yaml(text: str):
-    return yaml.load(text, Loader=_Loader)
-
 PACKAGE_DIR = Path(importlib.util.find_spec('seemore_nb').origin).parent   # the installed seemore_nb/ (also from a notebook)
 PROFILES_DIR = PACKAGE_DIR/'configs'
 

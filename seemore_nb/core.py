@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import sys
 import tempfile
 from pathlib import Path
 
+import yaml
+
 # %% auto #0
-__all__ = ['project_root', 'resolve_path', 'atomic_write', 'SeemoreError', 'guarded']
+__all__ = ['project_root', 'resolve_path', 'atomic_write', 'read_yaml', 'SeemoreError', 'guarded']
 
 # %% ../nbs/00a_core.ipynb #8c8e1d52
 def project_root() -> Path:
@@ -51,6 +54,30 @@ def atomic_write(path, write, mode: str = 'wb') -> Path:
         if isinstance(e, OSError) and e.filename is None: e.filename = str(path)   # "no space left on PATH", not on nothing
         raise
     return path
+
+# %% ../nbs/00a_core.ipynb #88edd71d
+class _Loader(yaml.SafeLoader):
+    "SafeLoader with YAML 1.2 booleans: only true/false, so that 'off' stays a string."
+
+_Loader.yaml_implicit_resolvers = {first: [(tag, rx) for tag, rx in resolvers if tag != 'tag:yaml.org,2002:bool']
+                                   for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_Loader.add_implicit_resolver('tag:yaml.org,2002:bool', re.compile(r'^(?:true|True|TRUE|false|False|FALSE)$'), list('tTfF'))
+
+def _mapping_without_duplicates(loader, node, deep=False):
+    "A YAML mapping; a key given twice is an error (PyYAML would keep the last one silently)."
+    loader.flatten_mapping(node)
+    seen = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(None, None, f'duplicate key {key!r}: keep one of them', key_node.start_mark)
+        seen.add(key)
+    return loader.construct_mapping(node, deep)
+
+_Loader.add_constructor('tag:yaml.org,2002:map', _mapping_without_duplicates)
+
+def read_yaml(text: str):
+    return yaml.load(text, Loader=_Loader)
 
 # %% ../nbs/00a_core.ipynb #f684246d
 class SeemoreError(Exception):
