@@ -24,8 +24,7 @@ from .config import (Config, ConfigError, DataConfig, SeemoreError, guarded, add
 __all__ = ['PRICE_COLUMNS', 'YAHOO_URL', 'REALIZED_LABEL', 'PriceDataError', 'validate_prices', 'read_price_csv',
            'from_yfinance_frame', 'OfflineError', 'EmptyDownloadError', 'probe_network', 'download_yfinance',
            'cache_path', 'write_cache', 'read_cache', 'cache_covers', 'load_prices', 'realized_volatility',
-           'trading_calendar', 'calendar_gaps', 'StudyPrices', 'load_study_prices', 'input_files',
-           'plot_prices_overview', 'main']
+           'trading_calendar', 'calendar_gaps', 'StudyPrices', 'load_study_prices', 'plot_prices_overview', 'main']
 
 # %% ../nbs/01_prices.ipynb #653fd67c
 PRICE_COLUMNS = ('open', 'high', 'low', 'close', 'adj_close', 'volume')
@@ -344,14 +343,6 @@ def load_study_prices(cfg: Config | DataConfig) -> StudyPrices:
     volatility, label = _volatility(data, market, calendar, data.start, data.end)
     context = pd.DataFrame({'market': market['adj_close'].reindex(calendar), 'volatility': volatility}, index=calendar)
     return StudyPrices(prices, context, calendar, calendar_gaps(prices, calendar), label, data.source)
-
-# %% ../nbs/01_prices.ipynb #a7e1c0d2
-def input_files(cfg: Config | DataConfig) -> list[Path]:
-    "The files the prices of `cfg` are read from (present or not), without reading them or the network."
-    data = cfg.data if isinstance(cfg, Config) else cfg
-    names = [*data.tickers, data.market] + ([] if data.volatility_source == 'realized' else [data.volatility])
-    if data.source == 'yfinance': return [cache_path(resolve_path(data.cache_dir), t) for t in names]
-    return [resolve_path(_folder(data))/f'{t}.csv' for t in names]
 
 # %% ../nbs/01_prices.ipynb #df21c08d
 def plot_prices_overview(study: StudyPrices, path=None):

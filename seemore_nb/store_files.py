@@ -19,13 +19,21 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import PACKAGE_DIR, Config, config_dict, load_config, profile_names, resolve_path
-from .prices import input_files
+from .config import PACKAGE_DIR, Config, DataConfig, config_dict, load_config, profile_names, resolve_path
+from .prices import _folder, cache_path
 from .runs import die_with_parent
 
 # %% auto #0
-__all__ = ['STORE_FORM', 'STORE_MODULES', 'code_digest', 'input_digests', 'library_versions', 'store_key', 'store_dir',
-           'building_dir', 'dead_builds', 'allocate', 'prune_stores']
+__all__ = ['STORE_FORM', 'STORE_MODULES', 'input_files', 'code_digest', 'input_digests', 'library_versions', 'store_key',
+           'store_dir', 'building_dir', 'dead_builds', 'allocate', 'prune_stores']
+
+# %% ../nbs/04a_store_files.ipynb #a7e1c0d2
+def input_files(cfg: Config | DataConfig) -> list[Path]:
+    "The files the prices of `cfg` are read from (present or not), without reading them or the network."
+    data = cfg.data if isinstance(cfg, Config) else cfg
+    names = [*data.tickers, data.market] + ([] if data.volatility_source == 'realized' else [data.volatility])
+    if data.source == 'yfinance': return [cache_path(resolve_path(data.cache_dir), t) for t in names]
+    return [resolve_path(_folder(data))/f'{t}.csv' for t in names]
 
 # %% ../nbs/04a_store_files.ipynb #8261b52d
 STORE_FORM = 'palette'                            # one uint8 palette index per pixel and series (03a_palette)

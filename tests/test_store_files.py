@@ -17,7 +17,7 @@ import pytest
 from seemore_nb import store as store_module
 from seemore_nb.config import load_config
 from seemore_nb.palette import from_palette
-from seemore_nb.prices import input_files
+from seemore_nb.store_files import input_files
 from seemore_nb.store import StoreSpaceError, build_store, main, open_store, store_dir
 
 
