@@ -16,7 +16,7 @@ export MPLBACKEND := Agg
 export TF_CPP_MIN_LOG_LEVEL := 2
 export PYTHONHASHSEED := 0
 
-.PHONY: install reproduce test lab clean readme
+.PHONY: install reproduce test docs lab clean readme
 
 install: $(STAMP)
 
@@ -41,13 +41,19 @@ test: $(STAMP)
 	OMP_NUM_THREADS=1 $(BIN)/nbdev_test --n_workers 2
 	$(BIN)/python -m pytest -q tests
 
+# The documentation site in _docs/ (open _docs/index.html): every notebook executed as nbdev_test runs it, cached,
+# plus the executed figure templates of the smoke grid (PROFILE=cpu: the main job's); see nbs/21_docs.ipynb.
+DOCS_PROFILE := $(if $(filter command line environment,$(origin PROFILE)),$(PROFILE),smoke)
+docs: $(STAMP)
+	OMP_NUM_THREADS=1 $(BIN)/seemore_docs --config $(DOCS_PROFILE)
+
 # Open the notebooks in JupyterLab from the same .venv (its kernel is registered by install).
 lab: $(STAMP)
 	test -x $(BIN)/jupyter-lab || $(BIN)/python -m pip install --quiet jupyterlab
 	$(BIN)/jupyter lab nbs
 
 clean:
-	rm -rf runs data/stores .cache .pytest_cache
+	rm -rf runs data/stores .cache .pytest_cache _docs
 
 # README.md is generated from nbs/index.ipynb.
 readme: $(STAMP)

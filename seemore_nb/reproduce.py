@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 import warnings
@@ -34,7 +35,8 @@ def figures_root(cfg, figures_dir=None) -> Path:
     root = resolve_path(cfg.figures_dir)
     return root if cfg.profile == 'cpu' else root/cfg.profile
 
-# The kernel logs its own start-up ("running over TCP without encryption") and ipykernel echoes the output of
+# Figures show inline in the executed notebooks (the inline backend, not the Agg of `make`), so the record of a run or a
+# template holds its pictures. The kernel logs its own start-up ("running over TCP without encryption") and ipykernel echoes the output of
 # processes started in the notebook (torchrun's ranks) to the kernel's own stdout: both go to a log file next to
 # the executed notebook instead of the terminal; the notebook keeps the output.
 KERNEL_ARGS = ['--IPKernelApp.log_level=ERROR']
@@ -45,7 +47,8 @@ def _kernel_manager(log_path: Path):
     class LoggedKernelManager(AsyncKernelManager):
         async def start_kernel(self, **kw):
             log = open(log_path, 'wb')
-            try: return await super().start_kernel(stdout=log, stderr=log, **kw)
+            env = {**(kw.pop('env', None) or os.environ), 'MPLBACKEND': 'module://matplotlib_inline.backend_inline'}
+            try: return await super().start_kernel(stdout=log, stderr=log, env=env, **kw)
             finally: log.close()                                   # the kernel keeps its own copy of the descriptor
     return LoggedKernelManager
 
