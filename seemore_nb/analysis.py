@@ -132,7 +132,7 @@ def grid_numbers(cells: pd.DataFrame) -> pd.DataFrame:
 def classifier_runs(cfg, devices=(1, 2)) -> dict[int, Path]:
     "The run folders of the grid's learning classifier cells of `cfg`'s profile, by device count."
     from seemore_nb.grid import grid_plan, profile_overrides
-    plan = grid_plan(cfg.profile, profile_overrides(cfg))
+    plan = grid_plan(cfg.profile, profile_overrides(cfg), stages=False)      # a stage's status asks for these runs
     sel = plan[(plan.kind == 'learning') & (plan.task == 'classifier') & (plan.framework == 'pytorch') & (plan.amp == 'off')
                & (plan.variant == 'store') & plan.devices.isin(devices)]
     return {int(r.devices): r.folder for r in sel.itertuples()}

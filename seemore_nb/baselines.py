@@ -28,7 +28,7 @@ from .windows import Windows, make_windows
 __all__ = ['FEATURES', 'BASELINE_MODULES', 'BaselineError', 'window_features', 'synthetic_study', 'fit_arma',
            'arma_sum_forecasts', 'fit_baselines', 'baselines_key', 'baselines_dir', 'metrics_table', 'backtest_table',
            'build_baselines', 'BaselineResults', 'vit_predictions_path', 'load_results', 'results_markdown',
-           'plot_baselines', 'plot_backtest', 'predict_finished_run', 'reproduce_stage', 'main']
+           'plot_baselines', 'plot_backtest', 'predict_finished_run', 'stage_done', 'reproduce_stage', 'main']
 
 # %% ../nbs/16_baselines.ipynb #52d3ca43
 FEATURES = ['ret_lag1', 'ret_lag2', 'ret_lag3', 'ret_lag4', 'ret_lag5', 'mom_10', 'mom_20', 'mom_all',
@@ -345,6 +345,13 @@ def predict_finished_run(cfg: Config) -> Path | None:
     model.load_state_dict(load_checkpoint(run/'checkpoints'/'best.pt')['model'])
     evaluate_split(model, open_store(store_dir(cfg), cfg, verify=False), DistEnv(), run, cfg.train.batch_size)
     return path
+
+def stage_done(cfg: Config) -> bool:
+    "Whether `reproduce_stage` has nothing left to do: the baselines are fitted and a finished ViT run has its test predictions."
+    path = vit_predictions_path(cfg)
+    run = path.parent.parent
+    pending = not path.exists() and (run/'complete.json').exists() and (run/'checkpoints'/'best.pt').exists()
+    return (baselines_dir(cfg)/'complete.json').exists() and not pending
 
 def reproduce_stage(cfg: Config) -> Path:
     "The artifacts the figure notebooks 70 and 71 read: the ViT's test predictions and the baselines folder."

@@ -282,12 +282,13 @@ def build_docs(profile: str = 'smoke', overrides=(), only: str | None = None, ou
         for old in dest.parent.glob(f'{name}-*.ipynb'):
             if old != dest and re.fullmatch(rf'{re.escape(name)}-[0-9a-f]{{16}}\.ipynb', old.name): old.unlink()
     pages = {**executed, **_templates(cfg, overrides, only)}
-    src, doctrees = cache/'src', cache/'doctrees'
+    work = cache/'sites'/hashlib.sha1(str(out).encode()).hexdigest()[:10]   # one Sphinx project per output folder
+    src, doctrees = work/'src', work/'doctrees'
     if stage(pages, src, root/'figures', flags):                    # a different page set: build from scratch
         shutil.rmtree(out, ignore_errors=True); shutil.rmtree(doctrees, ignore_errors=True)
     from sphinx.cmd.build import build_main
-    if build_main(['-b', 'html', '-q', '-d', str(doctrees), '-w', str(cache/'sphinx-warnings.txt'), str(src), str(out)]):
-        raise SeemoreError(f"Sphinx failed; its warnings are in {cache/'sphinx-warnings.txt'}")
+    if build_main(['-b', 'html', '-q', '-d', str(doctrees), '-w', str(work/'sphinx-warnings.txt'), str(src), str(out)]):
+        raise SeemoreError(f"Sphinx failed; its warnings are in {work/'sphinx-warnings.txt'}")
     problems = check_site(out)
     if problems: raise SeemoreError(f'the site in {out} has {len(problems)} problem(s):\n' + '\n'.join(problems[:20]))
     return out

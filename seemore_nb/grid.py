@@ -136,8 +136,14 @@ def _status(cell: Cell, meta: dict, gpus: int | None, folder: Path | None, epoch
         if json.loads((folder/'complete.json').read_text()).get('epochs', 0) >= epochs: return 'done'
     return 'todo'
 
-def grid_plan(profile: str, overrides=(), grid=None, only=None) -> pd.DataFrame:
-    "One row per cell: the table's columns, `variant`, `run_id`, `folder`, `status` and the template's parameters."
+def _stage_done(cell: Cell, profile: str, overrides) -> bool:
+    "Whether a stage has nothing left to do, by its module's own `stage_done(cfg)` (a stage without one always runs)."
+    import importlib
+    done = getattr(importlib.import_module(f'seemore_nb.{cell.needs}'), 'stage_done', None)
+    return bool(done and done(load_config(profile if cell.config == '-' else cell.config, overrides)))
+
+def grid_plan(profile: str, overrides=(), grid=None, only=None, stages: bool = True) -> pd.DataFrame:
+    "One row per cell: the table's columns, `variant`, `run_id`, `folder`, `status` and the template's parameters (`stages=False`: a stage is 'todo' without asking it)."
     from seemore_nb.config import resolve_path
     meta, cells = load_grid(grid or grid_path(profile))
     if only: cells = [c for c in cells if any(fnmatch.fnmatch(c.name, p) for p in only.split(','))]
@@ -152,7 +158,9 @@ def grid_plan(profile: str, overrides=(), grid=None, only=None) -> pd.DataFrame:
                 row['params'] = template_parameters(cell, profile, overrides) | dict(run_id=row['run_id'])
                 row['status'] = _status(cell, meta, gpus, row['folder'], cfg.train.epochs)
             except SeemoreError as e: row['status'] = f'error: {e}'
-        else: row['status'] = _status(cell, meta, gpus, None, 0)
+        else:
+            row['status'] = _status(cell, meta, gpus, None, 0)
+            if stages and cell.kind == 'stage' and row['status'] == 'todo' and _stage_done(cell, profile, overrides): row['status'] = 'done'
         rows.append(row)
     return pd.DataFrame(rows, columns=[*COLUMNS, 'variant', 'run_id', 'folder', 'status', 'params'])
 

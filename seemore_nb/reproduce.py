@@ -89,7 +89,7 @@ class Outcome:
 
 def run_cell(row, profile: str, overrides=()) -> Outcome:
     "One grid cell: skip it (without a kernel), run its stage, or execute the training template into its run folder."
-    if row.status == 'done': return Outcome(row['name'], 'skipped', detail=f'complete: {row.folder}')
+    if row.status == 'done': return Outcome(row['name'], 'skipped', detail=f'complete: {row.folder or "nothing left to do"}')
     if row.status.startswith('skipped'): return Outcome(row['name'], 'skipped', detail=row.status.removeprefix('skipped: '))
     if row.status.startswith('error'): return Outcome(row['name'], 'failed', detail=row.status.removeprefix('error: '))
     start = time.perf_counter()

@@ -26,7 +26,8 @@ class ImageEncoder(nn.Module):
         n = (image_size // patch_size) ** 2
         if stem == 'conv' and patch_size % 4: raise ValueError(f'vlm.stem=conv needs vlm.patch_size ({patch_size}) divisible by 4')
         self.patch = (nn.Conv2d(3, width, patch_size, stride=patch_size) if stem == 'patch' else
-                      nn.Sequential(nn.Conv2d(3, width // 4, 3, 2, 1), nn.GELU(), nn.Conv2d(width // 4, width // 2, 3, 2, 1), nn.GELU(),
+                      nn.Sequential(nn.Conv2d(3, width // 4, 3, 2, 1, bias=False), nn.BatchNorm2d(width // 4), nn.GELU(),
+                                    nn.Conv2d(width // 4, width // 2, 3, 2, 1, bias=False), nn.BatchNorm2d(width // 2), nn.GELU(),
                                     nn.Conv2d(width // 2, width, patch_size // 4, patch_size // 4)))
         self.cls = nn.Parameter(torch.zeros(1, 1, width)) if pooled else None     # no unused parameter under DDP
         self.pos = nn.Parameter(torch.randn(1, n + pooled, width) * 0.02)

@@ -1,6 +1,10 @@
 """The README is the landing notebook rendered, and it gives the two commands that CI and users run."""
+import json
+import re
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT/'tools'))
@@ -15,3 +19,41 @@ def test_readme_gives_the_two_commands_and_ci_calls_the_test_one():
     text = (ROOT/'README.md').read_text()
     assert 'make reproduce' in text and 'make test' in text
     assert 'make test' in (ROOT/'.ci'/'run').read_text()
+
+
+def _site(smoke, out, *extra):
+    import subprocess
+    docs = Path(sys.executable).parent/'seemore_docs'
+    return subprocess.run([str(docs), '--config', 'smoke', *smoke.overrides, '--only', '01_prices,10_prices_overview',
+                           '--out', str(out), *extra], capture_output=True, text=True, timeout=600, cwd=ROOT)
+
+
+def test_the_site_builds_offline_with_figures_tables_and_resolving_links(smoke, tmp_path):
+    "A subset of the site (the landing page, a notebook, an executed template of the session's smoke grid)."
+    from seemore_nb.docs import check_site
+    out = tmp_path/'site'
+    proc = _site(smoke, out)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    pages = {p: (out/p).read_text() for p in ('index.html', '01_prices.html', 'paper/10_prices_overview.html')}
+    for name in ('01_prices.html', 'paper/10_prices_overview.html'):
+        html = pages[name]
+        images = re.findall(r'<img[^>]+src="([^"]+)"', html)
+        assert any((out/Path(name).parent/src).read_bytes()[:8] == b'\x89PNG\r\n\x1a\n' for src in images), name   # a rendered figure
+        assert '<table' in html, name                                                                            # a rendered table
+    assert '<table' in pages['index.html'] and 'make reproduce' in pages['index.html']       # the landing page is index.ipynb
+    assert 'def load_study_prices(' in pages['01_prices.html']                              # the API under its definition
+    assert 'href="01_prices.html"' in pages['index.html']                                   # the navigation
+    assert check_site(out) == []                                                            # links resolve, nothing remote
+    again = _site(smoke, out)                                                                # a second build executes nothing
+    assert again.returncode == 0 and '0 to execute' in again.stdout, again.stdout + again.stderr[-2000:]
+
+
+def test_a_broken_notebook_stops_the_build_naming_it(tmp_path, monkeypatch):
+    from seemore_nb.core import SeemoreError
+    import seemore_nb.docs as docs
+    nb = tmp_path/'bad.ipynb'
+    nb.write_text(json.dumps({'cells': [{'cell_type': 'code', 'execution_count': None, 'id': 'a1', 'metadata': {}, 'outputs': [],
+                                         'source': 'raise ValueError("boom")'}], 'metadata': {}, 'nbformat': 4, 'nbformat_minor': 5}))
+    with pytest.raises(SeemoreError, match=r'1 notebook\(s\) failed.*: bad'):
+        docs._execute_all({'bad': (nb, tmp_path/'out.ipynb')}, ['slow'], 1)
+    assert not (tmp_path/'out.ipynb').exists()                                               # a failure is not cached

@@ -1,18 +1,14 @@
 """The main job end to end on the smoke grid (once per session, shared by the tests), and the committed sample against its build script."""
-import hashlib
-import json
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import pandas as pd
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-SCRIPT = Path(sys.executable).parent/'seemore_reproduce'
+from conftest import ROOT, SCRIPT, committed_figures, reproduce    # the session's smoke grid is the `smoke` fixture in conftest.py
+
 FIGURES = ['prices_overview', 'spectrogram_gallery', 'classifier_curves', 'timing_breakdown', 'fig01_total_time',
            'fig02_pytorch_vs_tensorflow', 'fig03_throughput', 'fig04_scaling_efficiency', 'fig05_epoch_time',
            'fig06_iteration_breakdown', 'fig07_loaders_breakdown', 'fig08_loaders_total_time', 'fig09_loaders_throughput',
@@ -25,28 +21,6 @@ try:
     import seemore_nb.vlm_train                                   # merged: the grid's vlm cell trains and its three figures are drawn
     FIGURES += ['vlm_loss', 'vlm_timing', 'vlm_samples']
 except ImportError: pass
-
-
-def reproduce(*args, timeout=900):
-    start = time.perf_counter()
-    proc = subprocess.run([str(SCRIPT), '--config', 'smoke', *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT)
-    proc.seconds = time.perf_counter() - start
-    return proc
-
-
-def committed_figures() -> dict:
-    "Hashes of everything under figures/ except the git-ignored figures/smoke/."
-    return {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted((ROOT/'figures').rglob('*'))
-            if p.is_file() and 'smoke' not in p.relative_to(ROOT/'figures').parts}
-
-
-@pytest.fixture(scope='session')
-def smoke(tmp_path_factory):
-    "The whole smoke grid, once: runs and figures in temporary folders."
-    runs, figures = tmp_path_factory.mktemp('runs'), tmp_path_factory.mktemp('figures')
-    before = committed_figures()
-    proc = reproduce(f'train.runs_dir={runs}', '--figures-dir', str(figures))
-    return SimpleNamespace(runs=runs, figures=figures, proc=proc, before=before, overrides=[f'train.runs_dir={runs}'])
 
 
 def test_smoke_grid_runs_every_template_and_draws_every_figure(smoke):
