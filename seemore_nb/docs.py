@@ -117,7 +117,11 @@ def api_markdown(source: str) -> str:
     for node in tree.body:
         if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) or node.name.startswith('_'): continue
         kind = 'class' if isinstance(node, ast.ClassDef) else 'def'
-        block = [f'#### `{node.name}`', '', '```python', f'{kind} {_signature(node)}', '```', '', ast.get_docstring(node) or '*(no docstring)*']
+        if kind == 'class':
+            bases = ', '.join(ast.unparse(b) for b in node.bases)
+            head = [f"class {node.name}{f'({bases})' if bases else ''}"] + ([_signature(node)] if _signature(node) != f'{node.name}()' else [])
+        else: head = [f'def {_signature(node)}']
+        block = [f'#### `{node.name}`', '', '```python', *head, '```', '', ast.get_docstring(node) or '*(no docstring)*']
         if kind == 'class':
             methods = [m for m in node.body if isinstance(m, (ast.FunctionDef, ast.AsyncFunctionDef)) and not m.name.startswith('_')]
             block += [''] + [f"- `{_signature(m).replace('self, ', '').replace('(self)', '()')}`: "

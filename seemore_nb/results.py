@@ -80,6 +80,11 @@ def results_markdown(cfg, plan: pd.DataFrame, drawn: list, outcomes: list, prov:
         epochs.columns = ['cell', *[f'epoch {e} s' for e in epochs.columns[1:]]]
         out += ['## Seconds per epoch (training + validation)', '', markdown_table(epochs, {c: '{:.2f}' for c in epochs.columns[1:]}), '']
     else: out += ['No finished runs.', '']
+    vlm = [dict(cell=c.name, run_id=c.run.folder.name, split=split, images=v.get('count'), exact_match=v.get('exact_match'), cer=v.get('cer'))
+           for c in cells.itertuples() if c.task == 'vlm'
+           for split, v in (c.run.complete.get('evaluation') or {}).items() if isinstance(v, dict)]
+    if vlm: out += ['## VLM captions (greedy decoding, the final evaluation on the best weights)', '',
+                    markdown_table(pd.DataFrame(vlm), {'exact_match': '{:.1%}', 'cer': '{:.1%}'}), '']
     try:
         from seemore_nb.baselines import load_results, results_markdown as baselines_table
         out += ['## Baselines (test split; accuracy with its interval, from `seemore_nb.baselines`)', '', baselines_table(load_results(cfg), cfg), '']

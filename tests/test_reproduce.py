@@ -1,4 +1,5 @@
 """The main job end to end on the smoke grid (once per session, shared by the tests), and the committed sample against its build script."""
+import json
 import re
 import subprocess
 import sys
@@ -58,6 +59,9 @@ def test_results_md_numbers_equal_the_run_folders(smoke):
     text = (smoke.figures/'RESULTS.md').read_text()
     for name in FIGURES: assert f'`{name}.png` (+ .pdf)' in text
     assert '## Provenance' in text and 'git commit' in text and 'papermill overhead' in text
+    for done in smoke.runs.glob('*vlm*/complete.json'):                          # the VLM's exact match, from its run folder
+        ev = json.loads(done.read_text())['evaluation']['test']
+        assert f"| test | {ev['count']} | {ev['exact_match']:.1%} | {ev['cer']:.1%} |" in text
 
 
 def test_second_pass_skips_every_completed_run_without_a_kernel(smoke):
