@@ -23,8 +23,8 @@ from .vlm_model import SeemoreVLM, caption_loss, generate, vlm_from_config
 
 # %% auto #0
 __all__ = ['EVAL_SPLITS', 'VLMTask', 'edit_distance', 'caption_scores', 'greedy_captions', 'evaluate_captions', 'load_captioner',
-           'caption', 'main', 'vlm_run_folder', 'evaluate_run', 'vlm_evaluation', 'vlm_throughput', 'plot_vlm_loss',
-           'plot_vlm_timing', 'plot_vlm_samples']
+           'caption', 'main', 'vlm_run_folder', 'evaluate_run', 'vlm_evaluation', 'vlm_throughput', 'vlm_footer',
+           'plot_vlm_loss', 'plot_vlm_timing', 'plot_vlm_samples']
 
 # %% ../nbs/14_vlm_train.ipynb #4336fed5
 class VLMTask:
@@ -230,7 +230,13 @@ def vlm_throughput(run) -> dict:
                 train_seconds=float((run.metrics.epoch_end - run.metrics.epoch_start).sum()))
 
 # %% ../nbs/14_vlm_train.ipynb #04ebfdff
-from .style import save_figure
+from .style import run_footer, save_figure
+
+def vlm_footer(config: dict, what: str = '') -> str:
+    "The figure footer of a VLM run's config (a dict): profile, the captions it learned from, devices, samples per step."
+    v = config['vlm']
+    data = v['captions'] or f"synthetic shapes ({v['synthetic_images']} images, {v['image_size']} px, stem {v['stem']})"
+    return run_footer({**config, 'data': {**config['data'], 'source': data}}, what)
 
 def plot_vlm_loss(run, path=None):
     "Training loss per step and validation loss per epoch of a VLM run (`analysis.load_run`)."
