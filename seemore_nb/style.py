@@ -41,8 +41,10 @@ def run_footer(cfg: dict, what: str = '') -> str:
     t, kind = cfg['train'], device_kind(cfg['train'])
     if kind == 'CPU processes':
         cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()
-        threads = os.environ.get('OMP_NUM_THREADS', 'all cores / process')
-        where = f'devices = CPU processes (DDP, gloo) on {cores} cores, {threads} thread(s) per process'
+        cap = os.environ.get('OMP_NUM_THREADS', '')          # the launchers split the cores between the processes (cpu_threads)
+        threads = f'at most {cap} thread(s) per process' if cap.isdigit() else 'the cores split evenly between the processes as threads'
+        where = (f"devices = logical CPU devices of one TensorFlow process on {cores} cores" if t.get('framework') == 'tensorflow'
+                 else f'devices = CPU processes (DDP, gloo) on {cores} cores, {threads}')
     else: where = 'devices = GPUs (DDP, NCCL)'
     source = DATA_SOURCES.get(cfg['data']['source'], cfg['data']['source'])
     parts = [f"profile {cfg['profile']}", f'data: {source}', where, f"{t['batch_size']} samples per process step"]
