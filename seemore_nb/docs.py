@@ -81,6 +81,10 @@ def execute_notebook(path: str, dest: str, flags=('slow',)) -> tuple[bool, float
     from execnb.shell import CaptureShell
     from fastcore.xtras import working_directory
     path, start = Path(path), time.perf_counter()
+    log = Path(dest).with_suffix('.log')                       # what the notebook's own subprocesses print (torchrun, TF)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.dup2(fd, 1); os.dup2(fd, 2); os.close(fd)               # this worker runs one notebook and exits
     nb = read_nb(path)                                         # nbdev's processor would drop the title cell
     def skip(cell):
         if cell.cell_type != 'code' or 'nbdev_export' + '(' in cell.source: return True
@@ -160,6 +164,7 @@ html_theme = 'furo'
 html_title = 'seemore_nb'
 nb_execution_mode = 'off'
 nb_merge_streams = True
+nb_render_markdown_format = 'myst'   # Markdown outputs (the baselines table) with MyST's tables, not bare CommonMark
 nb_ipywidgets_js = {}            # no require.js or widget scripts from a CDN
 myst_enable_extensions = []      # no math syntax, so no page loads MathJax from a CDN
 myst_heading_anchors = 4
@@ -263,7 +268,9 @@ def _execute_all(todo: dict[str, tuple[Path, Path]], flags, workers: int) -> Non
         for f in as_completed(futures):
             ok, seconds, error = f.result()
             bar.set_postfix_str(futures[f]); bar.update()
-            if not ok: failed.append(futures[f]); tqdm.write(error, file=sys.stderr)
+            if not ok:
+                failed.append(futures[f])
+                tqdm.write(f"{error}\n(what its subprocesses printed: {todo[futures[f]][1].with_suffix('.log')})", file=sys.stderr)
         bar.close()
     if failed: raise SeemoreError(f"{len(failed)} notebook(s) failed, their tracebacks are above: {', '.join(sorted(failed))}; "
                                   f"`nbdev_test --path nbs/<name>.ipynb` runs one the same way")
@@ -283,18 +290,21 @@ def build_docs(profile: str = 'smoke', overrides=(), only: str | None = None, ou
     print(f'{len(notebooks)} notebooks: {len(todo)} to execute, {len(notebooks) - len(todo)} from the cache', flush=True)
     if todo: _execute_all(todo, flags, workers)
     for name, dest in executed.items():                              # older executions of the same notebook go
-        for old in dest.parent.glob(f'{name}-*.ipynb'):
-            if old != dest and re.fullmatch(rf'{re.escape(name)}-[0-9a-f]{{16}}\.ipynb', old.name): old.unlink()
+        for old in dest.parent.glob(f'{name}-*'):
+            if old.stem != dest.stem and re.fullmatch(rf'{re.escape(name)}-[0-9a-f]{{16}}\.(ipynb|log)', old.name): old.unlink()
     pages = {**executed, **_templates(cfg, overrides, only)}
     work = cache/'sites'/hashlib.sha1(str(out).encode()).hexdigest()[:10]   # one Sphinx project per output folder
-    src, doctrees = work/'src', work/'doctrees'
+    src, doctrees, html = work/'src', work/'doctrees', work/'html'  # MyST-NB also writes beside html/ (jupyter_execute/)
     if stage(pages, src, root/'figures', flags):                    # a different page set: build from scratch
-        shutil.rmtree(out, ignore_errors=True); shutil.rmtree(doctrees, ignore_errors=True)
+        shutil.rmtree(html, ignore_errors=True); shutil.rmtree(doctrees, ignore_errors=True)
     from sphinx.cmd.build import build_main
-    if build_main(['-b', 'html', '-q', '-d', str(doctrees), '-w', str(work/'sphinx-warnings.txt'), str(src), str(out)]):
+    if build_main(['-b', 'html', '-q', '-d', str(doctrees), '-w', str(work/'sphinx-warnings.txt'), str(src), str(html)]):
         raise SeemoreError(f"Sphinx failed; its warnings are in {work/'sphinx-warnings.txt'}")
-    problems = check_site(out)
-    if problems: raise SeemoreError(f'the site in {out} has {len(problems)} problem(s):\n' + '\n'.join(problems[:20]))
+    problems = check_site(html)
+    if problems: raise SeemoreError(f'the site has {len(problems)} problem(s):\n' + '\n'.join(problems[:20]))
+    tmp = out.with_name(f'.{out.name}.tmp')                         # the finished site replaces the old one whole
+    shutil.rmtree(tmp, ignore_errors=True); shutil.copytree(html, tmp)
+    shutil.rmtree(out, ignore_errors=True); tmp.rename(out)
     return out
 
 def main(argv=None) -> int:
