@@ -134,8 +134,9 @@ def api_markdown(source: str) -> str:
     return '\n\n'.join(parts)
 
 # %% ../nbs/21_docs.ipynb #7585dc79
-def _markdown_cell(text: str) -> dict:
-    return {'cell_type': 'markdown', 'id': hashlib.sha1(text.encode()).hexdigest()[:8], 'metadata': {}, 'source': text}
+def _markdown_cell(text: str, at: int = 0) -> dict:
+    "A markdown cell for `text`, its id unique by its place `at` in the page."
+    return {'cell_type': 'markdown', 'id': hashlib.sha1(f'{at}:{text}'.encode()).hexdigest()[:8], 'metadata': {}, 'source': text}
 
 def page(nb: dict, flags=('slow',)) -> dict:
     "A copy of executed notebook `nb` (nbformat dict) as the site shows it."
@@ -149,10 +150,10 @@ def page(nb: dict, flags=('slow',)) -> dict:
         if cell['cell_type'] == 'code' and not cell['source']: continue
         cells.append(cell)
         skipped = set(flags) & d.keys()
-        if skipped: cells.append(_markdown_cell(f"*Not run for the site (flag `{', '.join(sorted(skipped))}`, as in `nbdev_test`).*"))
+        if skipped: cells.append(_markdown_cell(f"*Not run for the site (flag `{', '.join(sorted(skipped))}`, as in `nbdev_test`).*", len(cells)))
         if 'export' in d or 'exports' in d:
             api = api_markdown(src)
-            if api: cells.append(_markdown_cell(api))
+            if api: cells.append(_markdown_cell(api, len(cells)))
     nb['cells'] = cells
     return nb
 
@@ -192,7 +193,7 @@ def stage(pages: dict[str, Path], src: Path, figures: Path | None = None, flags=
     if templates: book.append(("The paper's figures, as the grid drew them", templates))
     for name, path in pages.items():
         nb = page(json.loads(Path(path).read_text()), flags)
-        if name == 'index': nb['cells'].append(_markdown_cell(toctree_markdown(book)))
+        if name == 'index': nb['cells'].append(_markdown_cell(toctree_markdown(book), len(nb['cells'])))
         _write_if_changed(src/f'{name}.ipynb', nbformat.writes(nbformat.from_dict(nb)))
     _write_if_changed(src/'conf.py', CONF)
     if figures and figures.is_dir():
