@@ -330,12 +330,16 @@ def plot_backtest(res: BaselineResults, path=None):
     return fig
 
 # %% ../nbs/16_baselines.ipynb #34041609
+def _predictions_due(path: Path) -> bool:
+    "Whether the run that owns test-predictions `path` is finished, has its best checkpoint, and lacks them."
+    run = path.parent.parent
+    return not path.exists() and (run/'complete.json').exists() and (run/'checkpoints'/'best.pt').exists()
+
 def predict_finished_run(cfg: Config) -> Path | None:
     "The main job's ViT test predictions; made once from the best checkpoint of a finished run that has none."
     path = vit_predictions_path(cfg)
     run = path.parent.parent
-    if path.exists() or not (run/'complete.json').exists() or not (run/'checkpoints'/'best.pt').exists():
-        return path if path.exists() else None
+    if not _predictions_due(path): return path if path.exists() else None
     from seemore_nb.checkpoints import load_checkpoint
     from seemore_nb.distributed import DistEnv
     from seemore_nb.evaluation import evaluate_split
@@ -348,10 +352,7 @@ def predict_finished_run(cfg: Config) -> Path | None:
 
 def stage_done(cfg: Config) -> bool:
     "Whether `reproduce_stage` has nothing left to do: the baselines are fitted and a finished ViT run has its test predictions."
-    path = vit_predictions_path(cfg)
-    run = path.parent.parent
-    pending = not path.exists() and (run/'complete.json').exists() and (run/'checkpoints'/'best.pt').exists()
-    return (baselines_dir(cfg)/'complete.json').exists() and not pending
+    return (baselines_dir(cfg)/'complete.json').exists() and not _predictions_due(vit_predictions_path(cfg))
 
 def reproduce_stage(cfg: Config) -> Path:
     "The artifacts the figure notebooks 70 and 71 read: the ViT's test predictions and the baselines folder."

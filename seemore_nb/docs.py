@@ -70,13 +70,15 @@ def notebook_key(path: Path, digest: str, flags=()) -> str:
 
 # %% ../nbs/21_docs.ipynb #096f1748
 def _directives(source: str) -> dict:
-    "The `#|` directives of a cell's source: {'export': '', 'eval': 'false', ...}."
-    return {m.group(1).rstrip(':'): m.group(2).strip() for m in re.finditer(r'^\s*#\|\s*([\w:-]+)\s*(.*)$', source, re.M)}
+    "The `#|` directives of a cell's source as nbdev parses them for `nbdev_test`: {'export': [], 'eval:': ['false'], ...}."
+    from fastcore.basics import AttrDict
+    from nbdev.process import extract_directives
+    return extract_directives(AttrDict(source=source), remove=False)
 
 def execute_notebook(path: str, dest: str, flags=('slow',)) -> tuple[bool, float, str]:
     "Run notebook `path` as nbdev_test does (skipping cells with `flags`) and write it, outputs included, to `dest`."
-    os.environ['IN_TEST'], os.environ['OMP_NUM_THREADS'] = '1', os.environ.get('OMP_NUM_THREADS', '1')
-    os.environ.setdefault('MPLBACKEND', 'Agg')
+    os.environ['IN_TEST'] = '1'
+    os.environ.setdefault('OMP_NUM_THREADS', '1'); os.environ.setdefault('MPLBACKEND', 'Agg')
     from execnb.nbio import nb2str, read_nb
     from execnb.shell import CaptureShell
     from fastcore.xtras import working_directory
@@ -89,7 +91,7 @@ def execute_notebook(path: str, dest: str, flags=('slow',)) -> tuple[bool, float
     def skip(cell):
         if cell.cell_type != 'code' or 'nbdev_export' + '(' in cell.source: return True
         d = _directives(cell.source)
-        return d.get('eval', '').lower() == 'false' or bool(set(flags) & d.keys())
+        return d.get('eval:', [''])[0].lower() == 'false' or bool(set(flags) & d.keys())
     shell = CaptureShell(path)
     try:
         with working_directory(path.parent): shell.run_all(nb, exc_stop=True, preproc=skip)
@@ -115,7 +117,7 @@ def _signature(node) -> str:
 
 def api_markdown(source: str) -> str:
     "Markdown giving the signature and docstring of each public function and class that `source` defines ('' if none)."
-    try: tree = ast.parse(re.sub(r'^\s*#\|.*$', '', source, flags=re.M))
+    try: tree = ast.parse(source)                               # `#|` directives are comments to Python
     except SyntaxError: return ''
     parts = []
     for node in tree.body:
@@ -146,7 +148,7 @@ def page(nb: dict, flags=('slow',)) -> dict:
         src = cell['source'] if isinstance(cell['source'], str) else ''.join(cell['source'])
         d = _directives(src) if cell['cell_type'] == 'code' else {}
         if {'default_exp', 'hide'} & d.keys(): continue
-        cell['source'] = re.sub(r'^\s*#\|.*\n?', '', src, flags=re.M).strip('\n')
+        cell['source'] = re.sub(r'\A(\s*#\|.*\n?)+', '', src).strip('\n') if d else src.strip('\n')
         if cell['cell_type'] == 'code' and not cell['source']: continue
         cells.append(cell)
         skipped = set(flags) & d.keys()
