@@ -1,1 +1,49 @@
+"""seemore_nb: stock wavelet spectrograms to a ViT, and the Seemore VLM, as one reproducible nbdev paper.
+
+Module map, in the notebooks' numbered bands (`nbs/NN_pkg.module.ipynb` exports `seemore_nb/pkg/module.py`);
+a module imports only modules of lower numbers:
+
+- 0x basics
+  - `core`: the project root, atomic writes, one-line errors, children that die with their parent
+  - `config`: typed config from YAML profiles, dotted overrides, the task registry
+  - `style`: one figure style and footer
+- 1x `data`: prices to samples
+  - `data.prices`: daily prices from the sample, yfinance or CSV
+  - `data.windows`: 80-day windows, labels, the chronological split
+  - `data.spectrogram`: one window as a Morlet-CWT picture
+  - `data.palette`: one byte per pixel
+  - `data.store_files`: the store's key and folder housekeeping
+  - `data.store`: the spectrogram store, its PyTorch datasets, the gallery and `seemore_store`
+- 2x `engine`: the PyTorch training engine, which knows no task
+  - `engine.runs`: the run folder, its lock, resume checks, `load_run`
+  - `engine.distributed`: devices, DDP, collectives, one rank's batches
+  - `engine.checkpoints`: the safe checkpoint format
+  - `engine.schedule`: learning rate and clipping
+  - `engine.trainer`: the task interface and the trainer
+  - `engine.machines`: multi-machine settings
+  - `engine.launch`: `launch`, one child-process supervisor, torchrun and TensorFlow workers, `seemore_train`
+- 3x `study`: the stock study
+  - `study.vit`: the ViT
+  - `study.evaluation`: test predictions, bootstrap intervals, the backtest
+  - `study.classifier`: the classifier task
+- 4x `tf`: the TensorFlow engine
+  - `tf.vit`: the Keras ViT
+  - `tf.data`: the tf.data input
+  - `tf.trainer`: the MirroredStrategy trainer
+- 5x `vlm`: the Seemore vision-language model
+  - `vlm.data`: captions and the synthetic shapes
+  - `vlm.model`: encoder, projector, decoder
+  - `vlm.task`: the VLM task, scores, captioning and `seemore_caption`
+- 6x `report`: from runs to the paper
+  - `report.analysis`: runs read back into tables
+  - `report.figures`: the grid's timing figures
+  - `report.grid`: the grid of runs and stages
+  - `report.vlm`: the VLM's figures
+  - `report.baselines`: the baselines stage and its figures
+  - `report.results`: RESULTS.md
+  - `report.reproduce`: `seemore_reproduce`
+- 7x `tools`
+  - `tools.bench`: `seemore_bench`
+  - `tools.docs`: the documentation site
+"""
 __version__ = "0.1.0"

@@ -26,7 +26,7 @@ def ddp_run(tmp_path_factory):
     "A 2-process classifier run whose engine predicted the test split through the final-evaluation hook."
     tmp = tmp_path_factory.mktemp('baselines')
     more = overrides(tmp) + ['train.run_id=ddp', 'train.devices=2']
-    code = f"from seemore_nb.launch import launch; launch('smoke', {more!r})"
+    code = f"from seemore_nb.engine.launch import launch; launch('smoke', {more!r})"
     proc = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=300,
                           env=os.environ | {'OMP_NUM_THREADS': '1'}, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -34,10 +34,10 @@ def ddp_run(tmp_path_factory):
 
 
 def test_vit_test_predictions_hold_each_test_window_once_under_a_padded_two_rank_split(ddp_run):
-    from seemore_nb.checkpoints import load_checkpoint
-    from seemore_nb.evaluation import predict_rows
-    from seemore_nb.store import open_store, store_dir
-    from seemore_nb.vit import vit_from_config
+    from seemore_nb.engine.checkpoints import load_checkpoint
+    from seemore_nb.study.evaluation import predict_rows
+    from seemore_nb.data.store import open_store, store_dir
+    from seemore_nb.study.vit import vit_from_config
     tmp, folder = ddp_run
     cfg = load_config('smoke', overrides(tmp))
     store = open_store(store_dir(cfg), cfg)
@@ -54,7 +54,7 @@ def test_vit_test_predictions_hold_each_test_window_once_under_a_padded_two_rank
 
 
 def run_baselines(*args):
-    code = 'import sys; from seemore_nb.baselines import main; sys.exit(main())'
+    code = 'import sys; from seemore_nb.report.baselines import main; sys.exit(main())'
     return subprocess.run([sys.executable, '-c', code, *args], capture_output=True, text=True, timeout=300, cwd=ROOT,
                           env=os.environ | {'OMP_NUM_THREADS': '1'})
 
@@ -62,7 +62,7 @@ def run_baselines(*args):
 @pytest.fixture(scope='module')
 def with_vit(ddp_run):
     "The DDP run copied, without its test predictions, to where the main job's 1-device run lives; then the reproduce stage."
-    from seemore_nb.baselines import reproduce_stage, vit_predictions_path
+    from seemore_nb.report.baselines import reproduce_stage, vit_predictions_path
     tmp, folder = ddp_run
     cfg = load_config('smoke', overrides(tmp))
     target = vit_predictions_path(cfg)
@@ -84,14 +84,14 @@ def test_baselines_command_prints_the_table_with_the_vit_and_reuses_its_folder(w
     assert folder.parent == with_vit[0]/'runs'/'baselines' and (folder/'config.yaml').exists()
     for model in ('vit', 'majority', 'logistic', 'arima', 'multi_output', 'buy and hold'): assert f'| {model} |' in proc.stdout
     assert 'gross of costs' in proc.stdout
-    from seemore_nb.baselines import build_baselines
+    from seemore_nb.report.baselines import build_baselines
     stamp = (folder/'complete.json').stat().st_mtime_ns
     assert build_baselines(load_config('smoke', overrides(with_vit[0]))) == folder
     assert (folder/'complete.json').stat().st_mtime_ns == stamp                                 # reused, not refitted
 
 
 def test_figure_templates_draw_the_baselines_and_the_backtest(with_vit, tmp_path):
-    from seemore_nb.reproduce import run_notebook
+    from seemore_nb.report.reproduce import run_notebook
     params = dict(profile='smoke', overrides=overrides(with_vit[0]), figures_dir=str(tmp_path))
     for name in ('70_baselines.ipynb', '71_backtest.ipynb'): run_notebook(ROOT/'nbs'/'paper'/name, tmp_path/name, params)
     for figure in ('baselines.png', 'backtest.png'): assert (tmp_path/figure).stat().st_size > 10_000

@@ -13,7 +13,7 @@ BIN = Path(sys.executable).parent
 def broken_store(tmp_path_factory):
     "A store folder whose manifest lost its hashes, where the smoke config would look for its store."
     from seemore_nb.config import load_config
-    from seemore_nb.store import store_dir
+    from seemore_nb.data.store import store_dir
     root = tmp_path_factory.mktemp('stores')
     folder = store_dir(load_config('smoke', [f'store.root={root}']))
     folder.mkdir(parents=True)

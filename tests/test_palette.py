@@ -8,11 +8,11 @@ import torch
 from numpy.lib.stride_tricks import sliding_window_view
 
 from seemore_nb.config import load_config, resolve_path
-from seemore_nb.palette import from_palette, to_palette
-from seemore_nb.prices import read_price_csv
-from seemore_nb.spectrogram import render_fast
-from seemore_nb.train import ClassifierTask, train
-from seemore_nb.vit import vit_from_config
+from seemore_nb.data.palette import from_palette, to_palette
+from seemore_nb.data.prices import read_price_csv
+from seemore_nb.data.spectrogram import render_fast
+from seemore_nb.engine.trainer import ClassifierTask, train
+from seemore_nb.study.vit import vit_from_config
 
 
 @pytest.mark.parametrize('ticker', ['AAPL', 'GOOG', 'IBM', 'MSFT', '^GSPC', '^VIX'])

@@ -120,7 +120,7 @@ def test_cli_without_network_exits_nonzero_within_5s(tmp_path):
         import socket, sys
         def refuse(*a, **k): raise OSError('no network')
         socket.create_connection = refuse; socket.getaddrinfo = refuse
-        from seemore_nb.prices import main
+        from seemore_nb.data.prices import main
         sys.exit(main(['--source', 'yfinance', '--tickers', 'AAPL', 'data.cache_dir={tmp_path}']))
     """)
     start = time.perf_counter()

@@ -15,11 +15,11 @@ FIGURES = ['prices_overview', 'spectrogram_gallery', 'classifier_curves', 'timin
            'fig06_iteration_breakdown', 'fig07_loaders_breakdown', 'fig08_loaders_total_time', 'fig09_loaders_throughput',
            'fig10_loaders_efficiency', 'amp_vs_fp32']
 try:
-    import seemore_nb.baselines                                   # merged: its stage cell runs and its two figures are drawn
+    import seemore_nb.report.baselines                                   # merged: its stage cell runs and its two figures are drawn
     FIGURES += ['baselines', 'backtest']
 except ImportError: pass
 try:
-    import seemore_nb.vlm_train                                   # merged: the grid's vlm cell trains and its three figures are drawn
+    import seemore_nb.vlm.task                                   # merged: the grid's vlm cell trains and its three figures are drawn
     FIGURES += ['vlm_loss', 'vlm_timing', 'vlm_samples']
 except ImportError: pass
 
@@ -44,8 +44,8 @@ def test_smoke_grid_runs_every_template_and_draws_every_figure(smoke):
 
 
 def test_results_md_numbers_equal_the_run_folders(smoke):
-    from seemore_nb.analysis import load_run, samples_per_s, total_time
-    from seemore_nb.results import read_results_table
+    from seemore_nb.report.analysis import load_run, samples_per_s, total_time
+    from seemore_nb.report.results import read_results_table
     table = read_results_table(smoke.figures/'RESULTS.md')
     assert len(table) >= 9 and {'run id', 'config hash', 'device kind', 'samples/s', 'E'} <= set(table.columns)
     for row in table.itertuples(index=False):

@@ -118,7 +118,7 @@ def test_a_full_disk_during_training_says_so_and_keeps_the_last_good_checkpoint(
     full_disk = tmp_path/'site'
     full_disk.mkdir()
     (full_disk/'sitecustomize.py').write_text(textwrap.dedent("""
-        import errno, seemore_nb.checkpoints as c
+        import errno, seemore_nb.engine.checkpoints as c
         _write, _n = c.atomic_write, {'k': 0}
         def atomic_write(path, write, mode='wb'):
             _n['k'] += 1
@@ -134,5 +134,5 @@ def test_a_full_disk_during_training_says_so_and_keeps_the_last_good_checkpoint(
     assert proc.returncode == 1
     assert err.strip().splitlines()[-1].startswith(f'seemore_train: error: no space left on {ckpt}/step-0000008.pt'), err[-2000:]
     assert not [p for p in ckpt.iterdir() if p.name.startswith('.')]         # no temporary file left behind
-    from seemore_nb.checkpoints import load_checkpoint
+    from seemore_nb.engine.checkpoints import load_checkpoint
     assert load_checkpoint(ckpt/'last.pt')['global_step'] == 4

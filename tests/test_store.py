@@ -8,11 +8,11 @@ import pytest
 import torch
 
 from seemore_nb.config import load_config
-from seemore_nb.palette import from_palette
-from seemore_nb.prices import StudyPrices, load_study_prices
-from seemore_nb.store import (EpochBatches, PerFileDataset, StoreDataset, StoreError, build_store, make_loader,
-                              open_store, tf_dataset)
-from seemore_nb.windows import make_windows
+from seemore_nb.data.palette import from_palette
+from seemore_nb.data.prices import StudyPrices, load_study_prices
+from seemore_nb.data.store import PerFileDataset, StoreDataset, StoreError, build_store, open_store
+from seemore_nb.engine.distributed import EpochBatches, make_loader
+from seemore_nb.data.windows import make_windows
 
 
 @pytest.fixture(scope='module')
@@ -92,8 +92,12 @@ def test_both_torch_loaders_give_the_same_samples(store, smoke):
 
 
 def test_tf_data_pipeline_shape(store, smoke):
-    x, y = next(iter(tf_dataset(store, 'train', 8, shuffle=True)))
+    "The one tf.data path (the TensorFlow engine's `batch_dataset`) reads the store's palette batches."
+    from seemore_nb.tf.data import batch_dataset, epoch_order, replica_batches
+    grid = replica_batches(epoch_order(store.rows('train'), True, 0, 0), 8, 1, 1)
+    x, y, w = next(iter(batch_dataset(store, grid)))
     assert tuple(x.shape) == (8, 4, smoke.spectrogram.image_size, smoke.spectrogram.image_size) and x.dtype.name == 'uint8'
+    assert (w.numpy() == 1).all() and set(y.numpy()) <= {0, 1}
 
 
 def test_distributed_sampler_shards_cover_the_split(store):

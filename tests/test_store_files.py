@@ -16,9 +16,9 @@ import pytest
 
 from seemore_nb import store as store_module
 from seemore_nb.config import load_config
-from seemore_nb.palette import from_palette
-from seemore_nb.store_files import input_files
-from seemore_nb.store import StoreSpaceError, build_store, main, open_store, store_dir
+from seemore_nb.data.palette import from_palette
+from seemore_nb.data.store_files import input_files
+from seemore_nb.data.store import StoreSpaceError, build_store, main, open_store, store_dir
 
 
 @pytest.fixture
@@ -64,7 +64,7 @@ def test_an_old_rgb_store_is_detected_and_rebuilt_with_a_message(smoke, capsys):
 
 SLOW_BUILD = """
     import sys, time
-    import seemore_nb.store as s
+    import seemore_nb.data.store as s
     _render = s.render_windows
     def slow(*a, **k):
         time.sleep(0.5)

@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from seemore_nb.config import ConfigError
-from seemore_nb.checkpoints import load_checkpoint
-from seemore_nb.launch import launch
+from seemore_nb.engine.checkpoints import load_checkpoint
+from seemore_nb.engine.launch import launch
 
 BIN = Path(sys.executable).parent
 
@@ -29,7 +29,7 @@ SHORT = ('train.epochs=2', 'train.steps_per_epoch=12', 'train.checkpoint_every=5
 def run_launch(tmp, run_id, more=(), before='', sitecustomize_dir=None, timeout=300):
     "launch() in a fresh interpreter (same thread settings every time), after the patch code `before`."
     code = textwrap.dedent(before) + textwrap.dedent(f"""
-        from seemore_nb.launch import launch
+        from seemore_nb.engine.launch import launch
         launch('smoke', {overrides(tmp, run_id, *more)!r})
     """)
     env = os.environ | {'OMP_NUM_THREADS': '1', 'TF_CPP_MIN_LOG_LEVEL': '2'}

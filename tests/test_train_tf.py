@@ -1,5 +1,5 @@
 """The TensorFlow engine: MirroredStrategy over logical CPUs, weight copy, bf16, kill and resume bit for bit,
-2-worker TF_CONFIG and 2-node torchrun runs on localhost, unsupported keys, 08_analysis over both engines.
+2-worker TF_CONFIG and 2-node torchrun runs on localhost, unsupported keys, 60_report.analysis over both engines.
 
 TensorFlow takes seconds to import, so the TF checks share few processes: one killed run, one process that
 does everything else in order (its results come back as JSON), and the two multi-machine pairs."""
@@ -42,7 +42,7 @@ def free_ports(n):
 def tmp(tmp_path_factory):
     "A folder with the smoke store already built (concurrent launchers must not race to build it)."
     tmp = tmp_path_factory.mktemp('tf')
-    from seemore_nb.store import build_store
+    from seemore_nb.data.store import build_store
     build_store(load_config('smoke', [f'store.root={tmp}/stores']), progress=False)
     return tmp
 
@@ -65,9 +65,9 @@ def tf_results(tmp):
         import json, numpy as np, torch
         from seemore_nb import train_tf
         from seemore_nb.config import load_config
-        from seemore_nb.store import open_store, store_dir
-        from seemore_nb.vit import vit_from_config, parameter_count
-        from seemore_nb.vit_tf import keras_vit_from_config, copy_torch_weights
+        from seemore_nb.data.store import open_store, store_dir
+        from seemore_nb.study.vit import vit_from_config, parameter_count
+        from seemore_nb.tf.vit import keras_vit_from_config, copy_torch_weights
         train_tf.tf_devices(2)                         # one runtime with 2 logical CPUs serves 1- and 2-device runs
         cfg = lambda run, *more: load_config('smoke', [{f'train.runs_dir={tmp}/runs'!r}, {f'store.root={tmp}/stores'!r}, f'train.run_id={{run}}', 'train.framework=tensorflow', *more])
         res = {{}}
@@ -82,7 +82,7 @@ def tf_results(tmp):
         train_tf.train_tf(cfg('reference', *{SHORT!r}[1:]))
         train_tf.train_tf(cfg('killed', *{SHORT!r}[1:]))
         import os, signal
-        from seemore_nb.runs import RunInterrupted
+        from seemore_nb.engine.runs import RunInterrupted
         def sigterm_at_7(self):
             if self.global_step == 7: os.kill(os.getpid(), signal.SIGTERM)
         train_tf.TFTrainer.after_step = sigterm_at_7
@@ -111,7 +111,7 @@ def test_weight_copy_gives_the_same_logits_and_parameter_count(tf_results):
 
 
 def test_mirrored_two_logical_devices_trains_with_the_pytorch_schema(tmp, tf_results):
-    from seemore_nb.runs import TIMING_COLUMNS
+    from seemore_nb.engine.runs import TIMING_COLUMNS
     run = Path(tmp)/'runs'/'mirrored'
     timing, metrics = pd.read_parquet(run/'timing.parquet'), pd.read_csv(run/'metrics.csv')
     assert list(timing.columns) == TIMING_COLUMNS
@@ -153,7 +153,7 @@ def test_unsupported_and_bad_keys_fail_clearly(tmp):
              (['train.framework=jax'], 'train.framework'))
     proc = python(f"""
         import contextlib, io, sys
-        from seemore_nb.launch import main
+        from seemore_nb.engine.launch import main
         for more, words in {cases!r}:
             err = io.StringIO()
             with contextlib.redirect_stderr(err):
@@ -165,7 +165,7 @@ def test_unsupported_and_bad_keys_fail_clearly(tmp):
 
 
 def _two_launchers(tmp, run, per_node):
-    procs = [subprocess.Popen([sys.executable, '-c', 'import sys; from seemore_nb.launch import main; sys.exit(main(sys.argv[1:]))',
+    procs = [subprocess.Popen([sys.executable, '-c', 'import sys; from seemore_nb.engine.launch import main; sys.exit(main(sys.argv[1:]))',
                                '--config', 'smoke', *overrides(tmp, run), *more],
                               env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for more in per_node]
     outs = [p.communicate(timeout=400)[0] for p in procs]
@@ -193,7 +193,7 @@ def test_two_torchrun_nodes_on_localhost(tmp):
 
 def test_analysis_reads_a_tensorflow_and_a_pytorch_run(tmp, tf_results):
     test_two_torchrun_nodes_on_localhost(tmp) if not (Path(tmp)/'runs'/'torch2nodes'/'complete.json').exists() else None
-    from seemore_nb.analysis import load_run, timing_breakdown, plot_timing_breakdown
+    from seemore_nb.report.analysis import load_run, timing_breakdown, plot_timing_breakdown
     runs = [load_run(Path(tmp)/'runs'/'mirrored'), load_run(Path(tmp)/'runs'/'torch2nodes')]
     table = timing_breakdown(runs)
     assert len(table) == 2 and table['total'].notna().all()

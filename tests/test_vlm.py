@@ -16,15 +16,15 @@ import torch
 from PIL import Image
 
 from seemore_nb.config import load_config
-from seemore_nb.checkpoints import load_checkpoint
-from seemore_nb.launch import launch
-from seemore_nb.vlm_data import CaptionDataError, CaptionDataset, CharTokenizer, read_captions, synthetic_rows
-from seemore_nb.vlm_model import SeemoreVLM, caption_loss, generate
-from seemore_nb.vlm_train import caption, greedy_captions
+from seemore_nb.engine.checkpoints import load_checkpoint
+from seemore_nb.engine.launch import launch
+from seemore_nb.vlm.data import CaptionDataError, CaptionDataset, CharTokenizer, read_captions, synthetic_rows
+from seemore_nb.vlm.model import SeemoreVLM, caption_loss, generate
+from seemore_nb.vlm.task import caption, greedy_captions
 from test_train import KILL_AT_STEP, digests          # the engine tests' kill switch and weight digests
 
 BIN = Path(sys.executable).parent
-CAPTION = [str(BIN/'seemore_caption')] if (BIN/'seemore_caption').exists() else [sys.executable, '-m', 'seemore_nb.vlm_train']
+CAPTION = [str(BIN/'seemore_caption')] if (BIN/'seemore_caption').exists() else [sys.executable, '-m', 'seemore_nb.vlm.task']
 TINY = dict(max_tokens=100, image_size=32, patch_size=8, encoder_width=32, encoder_layers=1, encoder_heads=2, encoder_mlp=64,
             projector_hidden=64, decoder_width=64, decoder_layers=2, decoder_heads=2, decoder_mlp=128, dropout=0.0)
 
@@ -115,7 +115,7 @@ SHORT = ('train.epochs=2', 'train.checkpoint_every=5')
 
 def run_launch(tmp, run_id, more=(), before='', timeout=240):
     "launch('vlm_smoke') in a fresh interpreter, after the patch code `before`."
-    code = textwrap.dedent(before) + f"from seemore_nb.launch import launch\nlaunch('vlm_smoke', {vlm_overrides(tmp, run_id, *more)!r})\n"
+    code = textwrap.dedent(before) + f"from seemore_nb.engine.launch import launch\nlaunch('vlm_smoke', {vlm_overrides(tmp, run_id, *more)!r})\n"
     env = os.environ | {'OMP_NUM_THREADS': '1'}
     return subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=timeout, env=env)
 

@@ -1,0 +1,1 @@
+"Prices to samples: prices, windows, spectrograms, the palette and the spectrogram store."

@@ -1,0 +1,1 @@
+"From runs to the paper: analysis, figures, the grid, baselines, results and the reproduce command."

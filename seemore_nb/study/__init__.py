@@ -1,0 +1,1 @@
+"The stock study: the ViT, its evaluation and the classifier task."

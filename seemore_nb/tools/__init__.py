@@ -1,0 +1,1 @@
+"Commands around the project: the benchmarks and the documentation site."

@@ -1,0 +1,1 @@
+"The Seemore vision-language model: captions data, the model and its task."
