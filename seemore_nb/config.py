@@ -20,7 +20,7 @@ import yaml
 from .core import SeemoreError, atomic_write, guarded, project_root, read_yaml, resolve_path   # re-exported: modules import them from here
 
 # %% auto #0
-__all__ = ['TASKS', 'POSITIVE', 'FRACTION', 'RUN_ID', 'PACKAGE_DIR', 'PROFILES_DIR', 'task_class', 'DataConfig',
+__all__ = ['TASKS', 'POSITIVE', 'FRACTION', 'INPUT_FORMS', 'RUN_ID', 'PACKAGE_DIR', 'PROFILES_DIR', 'task_class', 'DataConfig',
            'SpectrogramConfig', 'StoreConfig', 'ModelConfig', 'TrainConfig', 'VLMConfig', 'BaselinesConfig', 'Config',
            'ConfigError', 'build_config', 'validate_config', 'module_path', 'profile_names', 'parse_override',
            'load_config', 'with_overrides', 'config_dict', 'save_config', 'config_hash', 'add_config_args',
@@ -102,12 +102,14 @@ class StoreConfig:
     root: str = 'data/stores'
     workers: int = field(default=2, metadata=_at_least(1))   # processes that render tickers in parallel
 
+INPUT_FORMS = ('palette', 'rgb')   # what a loader delivers and the stem takes: stored palette indices, or RGB expanded on the host
+
 @dataclass
 class ModelConfig:
     "The ViT classifier."
     patch_size: int = field(default=16, metadata=_at_least(1))
     channels: int = field(default=12, metadata=_at_least(1))
-    input: str = field(default='palette', metadata={'choices': ('palette', 'rgb')})   # what the stem takes: palette indices (N, channels/3, H, W) from the store, or RGB (N, channels, H, W) (train.loader=per_file)
+    input: str = field(default='palette', metadata={'choices': INPUT_FORMS})   # what the stem takes: palette indices (N, channels/3, H, W) from the store, or RGB (N, channels, H, W) (train.loader=per_file)
     hidden: int = field(default=768, metadata=_at_least(1))
     layers: int = field(default=3, metadata=_at_least(1))
     heads: int = field(default=3, metadata=_at_least(1))

@@ -17,11 +17,11 @@ import numpy as np
 from ..config import SpectrogramConfig, load_config
 
 # %% auto #0
-__all__ = ['WAVELET_BOUND', 'ORIGINAL_GAIN', 'CHUNK', 'RENDERERS', 'minmax_normalize', 'grey_levels', 'morlet', 'morlet_integral',
-           'cwt_operator', 'cwt_magnitude', 'spectrogram_scales', 'spectrogram_magnitude', 'render_reference',
-           'strip_rows', 'pixel_edges', 'interpolation_matrix', 'strip_resampling', 'contour_levels', 'jet_lut',
-           'band_colours', 'FastPlan', 'fast_plan', 'render_fast', 'agreement', 'render_windows', 'sample_windows',
-           'benchmark_spectrogram', 'format_spectrogram_line']
+__all__ = ['WAVELET_BOUND', 'ORIGINAL_GAIN', 'RENDER_CHUNK', 'RENDERERS', 'minmax_normalize', 'grey_levels', 'morlet',
+           'morlet_integral', 'cwt_operator', 'cwt_magnitude', 'spectrogram_scales', 'spectrogram_magnitude',
+           'render_reference', 'strip_rows', 'pixel_edges', 'interpolation_matrix', 'strip_resampling',
+           'contour_levels', 'jet_lut', 'band_colours', 'FastPlan', 'fast_plan', 'render_fast', 'agreement',
+           'render_windows', 'sample_windows', 'benchmark_spectrogram', 'format_spectrogram_line']
 
 # %% ../../nbs/12_data.spectrogram.ipynb #0f6796ba
 def minmax_normalize(windows: np.ndarray) -> np.ndarray:
@@ -105,6 +105,11 @@ def _png_rgb(fig, size: int) -> np.ndarray:
 
 def render_reference(window: np.ndarray, cfg: SpectrogramConfig) -> np.ndarray:
     "The original picture of one window, drawn with matplotlib: (3, H, H) uint8."
+    import matplotlib
+    with matplotlib.rc_context({k: v for k, v in matplotlib.rcParamsDefault.items() if k != 'backend'}):   # any style set elsewhere
+        return _draw_reference(window, cfg)
+
+def _draw_reference(window: np.ndarray, cfg: SpectrogramConfig) -> np.ndarray:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     x = minmax_normalize(np.asarray(window, dtype=np.float64)[None])[0]
@@ -244,7 +249,7 @@ def _cached_plan(length: int, fields: tuple) -> FastPlan:
                     strip=strip_resampling(length, size).T, strip_rows=top, levels=cfg.levels)
 
 # %% ../../nbs/12_data.spectrogram.ipynb #5bee6e9f
-CHUNK = 32
+RENDER_CHUNK = 32
 
 def _render_chunk(windows: np.ndarray, plan: FastPlan, out: np.ndarray) -> None:
     x = minmax_normalize(windows)
@@ -274,8 +279,8 @@ def render_fast(windows: np.ndarray, cfg: SpectrogramConfig) -> np.ndarray:
     plan = fast_plan(windows.shape[1], cfg)
     size = cfg.image_size
     out = np.empty((len(windows), 3, size, size), np.uint8)
-    for start in range(0, len(windows), CHUNK):
-        _render_chunk(windows[start:start + CHUNK], plan, out[start:start + CHUNK])
+    for start in range(0, len(windows), RENDER_CHUNK):
+        _render_chunk(windows[start:start + RENDER_CHUNK], plan, out[start:start + RENDER_CHUNK])
     return out
 
 # %% ../../nbs/12_data.spectrogram.ipynb #186ebfbf
@@ -318,7 +323,7 @@ def benchmark_spectrogram(n_fast: int = 2000, n_reference: int = 20, image_size:
 def _measure_renderers(n_fast: int, n_reference: int, image_size: int, seed: int) -> dict:
     cfg = dataclasses.replace(load_config('paper').spectrogram, image_size=image_size)
     windows = sample_windows(max(n_fast, n_reference), seed=seed)
-    render_fast(windows[:CHUNK], cfg)                                          # warm-up: builds the cached plan
+    render_fast(windows[:RENDER_CHUNK], cfg)                                          # warm-up: builds the cached plan
     seconds = []
     for _ in range(3):
         start = time.perf_counter(); render_fast(windows[:n_fast], cfg); seconds.append(time.perf_counter() - start)

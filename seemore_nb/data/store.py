@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..config import Config, SeemoreError, add_config_args, atomic_write, config_dict, config_from_args, guarded, save_config
+from ..config import INPUT_FORMS, Config, SeemoreError, add_config_args, atomic_write, config_dict, config_from_args, guarded, save_config
 from .palette import from_palette, to_palette
 from .prices import load_study_prices
 from .spectrogram import jet_lut, render_windows, strip_rows
@@ -31,15 +31,14 @@ from .store_files import (STORE_FORM, _file_sha256, _init_worker, allocate, buil
 from .windows import Windows, make_windows
 
 # %% auto #0
-__all__ = ['STOCK_SERIES', 'CONTEXT_SERIES', 'CHUNK', 'INPUT_FORMS', 'CHANNEL_NAMES', 'StoreError', 'StoreFormError',
-           'StoreSpaceError', 'build_store', 'Store', 'open_store', 'StoreDataset', 'write_per_file', 'PerFileDataset',
-           'split_dataset', 'plot_gallery', 'main']
+__all__ = ['STOCK_SERIES', 'CONTEXT_SERIES', 'STORE_CHUNK', 'CHANNEL_NAMES', 'StoreError', 'StoreFormError', 'StoreSpaceError',
+           'build_store', 'Store', 'open_store', 'StoreDataset', 'write_per_file', 'PerFileDataset', 'split_dataset',
+           'plot_gallery', 'main']
 
 # %% ../../nbs/15_data.store.ipynb #f1d82e21
 STOCK_SERIES = ('adj_close', 'volume')
 CONTEXT_SERIES = ('market', 'volatility')
-CHUNK = 256                                       # windows per work item
-INPUT_FORMS = ('palette', 'rgb')                  # what a loader delivers: stored indices, or colour expanded on the host
+STORE_CHUNK = 256                                       # windows per work item
 
 class StoreError(SeemoreError, RuntimeError):
     "A store that is missing, corrupt, or does not match its config."
@@ -68,11 +67,11 @@ def _render_chunk(task) -> tuple[int, int, int]:
 def _tasks(index: pd.DataFrame, context_pos: np.ndarray) -> list:
     tasks, end_pos = [], index['end_pos'].to_numpy()
     for ticker, rows in index.groupby('ticker').indices.items():
-        for s in range(0, len(rows), CHUNK):
-            r = rows[s:s + CHUNK]
+        for s in range(0, len(rows), STORE_CHUNK):
+            r = rows[s:s + STORE_CHUNK]
             tasks.append(('stock', ticker, r, end_pos[r]))
-    for s in range(0, len(context_pos), CHUNK):
-        tasks.append(('context', None, np.arange(s, min(s + CHUNK, len(context_pos))), context_pos[s:s + CHUNK]))
+    for s in range(0, len(context_pos), STORE_CHUNK):
+        tasks.append(('context', None, np.arange(s, min(s + STORE_CHUNK, len(context_pos))), context_pos[s:s + STORE_CHUNK]))
     return tasks
 
 # %% ../../nbs/15_data.store.ipynb #a96f4f40
@@ -255,8 +254,8 @@ def write_per_file(store: Store, progress: bool = True) -> Path:
     if (target/'complete').exists(): return target
     tmp = store.folder/f'.per_file.{os.getpid()}'
     shutil.rmtree(tmp, ignore_errors=True); tmp.mkdir()
-    for s in tqdm(range(0, len(store), CHUNK), desc='per-file samples', disable=not progress):
-        batch = store.read(np.arange(s, min(s + CHUNK, len(store))))
+    for s in tqdm(range(0, len(store), STORE_CHUNK), desc='per-file samples', disable=not progress):
+        batch = store.read(np.arange(s, min(s + STORE_CHUNK, len(store))))
         for k, sample in enumerate(batch): np.save(tmp/f'{s + k}.npy', sample)
     (tmp/'complete').touch()
     shutil.rmtree(target, ignore_errors=True)

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from ..config import atomic_write
-from .runs import RunError
+from .runs import RunError, prune_checkpoints
 
 # %% auto #0
 __all__ = ['CHECKPOINT_FORMAT', 'rng_state', 'set_rng_state', 'write_checkpoint', 'load_checkpoint', 'weights_digest']
@@ -51,7 +51,7 @@ def write_checkpoint(folder: Path, state: dict, global_step: int, best: bool, ke
     atomic_write(path, lambda f: f.write(buffer.getbuffer()))
     _link_atomically(path, folder/'last.pt')
     if best: _link_atomically(path, folder/'best.pt')
-    for old in sorted(folder.glob('step-*.pt'))[:-max(1, keep)]: old.unlink()
+    prune_checkpoints(folder, keep, 'step-*.pt')
     return path
 
 def load_checkpoint(path) -> dict:

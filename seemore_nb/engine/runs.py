@@ -10,6 +10,7 @@ import fcntl
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import sys
@@ -27,8 +28,8 @@ from ..core import die_with_parent
 
 # %% auto #0
 __all__ = ['RESUMABLE_CHANGES', 'OTHER_STAGES', 'TIMING_COLUMNS', 'RunError', 'new_run_id', 'run_dir', 'RunLock', 'changed_keys',
-           'RunFolder', 'Run', 'load_run', 'TrainingError', 'newest_checkpoint', 'RunInterrupted', 'resume_hint',
-           'stopped_message', 'GracefulStop']
+           'refuse_changed', 'RunFolder', 'epoch_row', 'end_epoch', 'Run', 'load_run', 'TrainingError',
+           'newest_checkpoint', 'prune_checkpoints', 'RunInterrupted', 'resume_hint', 'stopped_message', 'GracefulStop']
 
 # %% ../../nbs/20_engine.runs.ipynb #94744c31
 class RunError(SeemoreError):
@@ -96,6 +97,13 @@ def changed_keys(saved: dict, current: dict, prefix: str = '') -> list[str]:
         elif a != b and not (prefix == 'train.' and k in RESUMABLE_CHANGES): out.append(f'{prefix}{k}')
     return out
 
+def refuse_changed(saved: dict, cfg: Config, folder: Path):
+    "The one error for continuing a run whose checkpoints were trained with other settings (`saved`: their config)."
+    changed = changed_keys(saved, config_dict(cfg))
+    if changed:
+        raise ConfigError(f'run {folder} was trained with other values of {", ".join(changed)}; '
+                          'choose another train.run_id, or train.resume=off to start it again')
+
 # %% ../../nbs/20_engine.runs.ipynb #fc27a130
 TIMING_COLUMNS = ['run', 'rank', 'world_size', 'epoch', 'step', 'global_step', 'phase', 'batch_size',
                   'data_wait', 'to_device', 'forward', 'backward', 'optimizer', 'total', 'loss']
@@ -124,10 +132,7 @@ class RunFolder:
         "Refuse (ConfigError naming the keys) to continue checkpoints trained with other settings, or a finished run with fewer epochs."
         saved = self.saved_config()
         if self.cfg.train.resume != 'auto' or saved is None or not self.has_checkpoints(): return
-        changed = changed_keys(saved, config_dict(self.cfg))
-        if changed:
-            raise ConfigError(f'run {self.dir} was trained with other values of {", ".join(changed)}; '
-                              'choose another train.run_id, or train.resume=off to start it again')
+        refuse_changed(saved, self.cfg, self.dir)
         done = (self.complete() or {}).get('epochs', 0)
         if done > self.cfg.train.epochs:
             raise ConfigError(f'run {self.dir.name} already trained {done} epochs; train.epochs={self.cfg.train.epochs} would '
@@ -176,6 +181,33 @@ class RunFolder:
         timing = pd.concat(parts, ignore_index=True).reindex(columns=TIMING_COLUMNS) if parts else pd.DataFrame(columns=TIMING_COLUMNS)
         atomic_write(self.dir/'timing.parquet', lambda f: timing.to_parquet(f))
         atomic_write(self.dir/'complete.json', lambda f: f.write(json.dumps(summary, indent=1, default=float)), mode='w')
+
+# %% ../../nbs/20_engine.runs.ipynb #a8322aa4
+def epoch_row(epoch: int, train: dict, val: dict, start: float, end: float) -> dict:
+    "One `metrics.csv` row: the same columns in the same order for every engine."
+    named = lambda prefix, sums: {f'{prefix}_{k}': float(sums[k]) for k in sorted(sums) if k != 'count'}
+    return dict(epoch=epoch, **named('train', train), **named('val', val), epoch_start=start, epoch_end=end,
+                samples=int(train['count']), val_samples=int(val['count']))
+
+def end_epoch(trainer, train: dict, val: dict, main: bool, scalar=None) -> bool:
+    """The end of an epoch for any engine: `trainer` (with `epoch`, `step`, `epoch_start`, `history`, `best_val`, `run`, `cfg`)
+    records the row and moves to the next epoch; on the `main` process the scalars, `metrics.csv` and one line. True when
+    this epoch has the best validation loss so far."""
+    row = epoch_row(trainer.epoch + 1, train, val, trainer.epoch_start, time.time())
+    trainer.history.append(row)
+    best = val['loss'] < trainer.best_val
+    trainer.best_val = min(trainer.best_val, val['loss'])
+    trainer.epoch, trainer.step = trainer.epoch + 1, 0
+    if main:
+        if scalar is not None:
+            for k, v in row.items():
+                if k.startswith(('train_', 'val_')): scalar(k.replace('_', '/', 1), v, trainer.epoch)
+            scalar('throughput/samples_per_s', row['samples'] / (row['epoch_end'] - row['epoch_start']), trainer.epoch)
+        trainer.run.write_metrics(trainer.history)
+        acc = lambda k: f" acc {row[k]:.3f}" if k in row else ''
+        print(f"epoch {trainer.epoch}/{trainer.cfg.train.epochs}: train loss {row['train_loss']:.4f}{acc('train_accuracy')} | "
+              f"val loss {row['val_loss']:.4f}{acc('val_accuracy')}", flush=True)
+    return best
 
 # %% ../../nbs/20_engine.runs.ipynb #980cf79d
 @dataclass
@@ -229,6 +261,13 @@ def newest_checkpoint(folder: Path, load, pattern: str = 'step-*') -> tuple[Path
                        'older one, or train.resume=off to start the run again')
     return None
 
+def prune_checkpoints(folder: Path, keep: int, pattern: str = 'step-*', protect=()) -> None:
+    "Remove all but the newest `keep` (at least 1) checkpoints matching `pattern`, files or folders, never one named in `protect`."
+    for old in sorted(Path(folder).glob(pattern))[:-max(1, keep)]:
+        if old.name in protect: continue
+        if old.is_dir(): shutil.rmtree(old, ignore_errors=True)
+        else: old.unlink(missing_ok=True)
+
 # %% ../../nbs/20_engine.runs.ipynb #45df89f5
 class RunInterrupted(SeemoreError):
     "A run stopped on SIGTERM or Ctrl-C after writing a checkpoint; the message says how to resume."
@@ -236,9 +275,9 @@ class RunInterrupted(SeemoreError):
 def resume_hint(cfg: Config) -> str:
     return f'resume with: seemore_train --config {cfg.profile} train.run_id={cfg.train.run_id} (plus the same overrides)'
 
-def stopped_message(cfg: Config, signal_name: str) -> str:
-    "The one line every engine and launcher ends a stopped run with."
-    return f'run {cfg.train.run_id} stopped on {signal_name} after a checkpoint; {resume_hint(cfg)}'
+def stopped_message(cfg: Config, signal_name: str, where: str = '') -> str:
+    "The one line every engine and launcher ends a stopped run with; `where`: e.g. 'at the end of epoch 2'."
+    return f"run {cfg.train.run_id} stopped on {signal_name or 'a signal'} after a checkpoint{' ' + where if where else ''}; {resume_hint(cfg)}"
 
 class GracefulStop:
     "While active, SIGTERM and SIGINT set `requested` instead of killing; the engine stops after the current step."

@@ -26,8 +26,9 @@ from .distributed import (DistEnv, EpochBatches, make_loader, all_gather_objects
                                     setup_distributed, teardown_distributed, unwrap, wrap_model)
 from .checkpoints import load_checkpoint, rng_state, set_rng_state, weights_digest, write_checkpoint
 from .schedule import clip_gradients, set_lr
-from .runs import (TIMING_COLUMNS, GracefulStop, RunError, RunFolder, RunInterrupted, changed_keys, die_with_parent,
-                             newest_checkpoint, resume_hint)
+from ..core import die_with_parent
+from .runs import (TIMING_COLUMNS, GracefulStop, RunError, RunFolder, RunInterrupted, end_epoch, refuse_changed,
+                                    newest_checkpoint, stopped_message)
 
 
 # %% auto #0
@@ -126,8 +127,7 @@ class Trainer:
     def interrupt(self):
         "Checkpoint where we are (all ranks) and stop with one line that says how to resume."
         self.save()
-        raise RunInterrupted(f'run {self.cfg.train.run_id} stopped on {self.stop.signal or "a signal"} after a checkpoint at '
-                             f'epoch {self.epoch + 1}, step {self.step}; {resume_hint(self.cfg)}')
+        raise RunInterrupted(stopped_message(self.cfg, self.stop.signal, f'at epoch {self.epoch + 1}, step {self.step}'))
 
 # %% ../../nbs/24_engine.trainer.ipynb #2240d82c
 def _add(sums: dict, new: dict):
@@ -239,10 +239,7 @@ def _resume(self: Trainer) -> bool:
     "Continue from the newest checkpoint that loads; True when resumed."
     state = self._newest()
     if state is None: return False
-    changed = changed_keys(state['config'], config_dict(self.cfg))
-    if changed:
-        raise ConfigError(f'run {self.dir} was trained with other values of {", ".join(changed)}; '
-                          'choose another train.run_id, or train.resume=off to start it again')
+    refuse_changed(state['config'], self.cfg, self.dir)
     unwrap(self.model).load_state_dict(state['model'])
     self.opt.load_state_dict(state['optimizer']); self.scaler.load_state_dict(state['scaler'])
     for key in ('epoch', 'step', 'global_step', 'epoch_sums', 'epoch_start', 'history', 'best_val'): setattr(self, key, state[key])
@@ -315,24 +312,11 @@ def fit(self: Trainer) -> Path:
             if self.step == 0: self.epoch_start, self.epoch_sums = time.time(), {}
             train = self.train_epoch(self.epoch)
             val = self.evaluate(self.epoch)
-            row = dict(epoch=self.epoch + 1, **{f'train_{k}': v for k, v in train.items() if k != 'count'},
-                       **{f'val_{k}': v for k, v in val.items() if k != 'count'},
-                       epoch_start=self.epoch_start, epoch_end=time.time(), samples=train['count'], val_samples=val['count'])
-            self.history.append(row)
-            best = val['loss'] < self.best_val
-            self.best_val = min(self.best_val, val['loss'])
-            self.epoch, self.step = self.epoch + 1, 0
-            if writer:
-                for k, v in row.items():
-                    if k.startswith(('train_', 'val_')): writer.add_scalar(k.replace('_', '/', 1), v, self.epoch)
-                writer.add_scalar('throughput/samples_per_s', row['samples'] / (row['epoch_end'] - row['epoch_start']), self.epoch)
-                self.run.write_metrics(self.history)
-                print(f"epoch {self.epoch}/{t.epochs}: train loss {row['train_loss']:.4f} acc {row.get('train_accuracy', float('nan')):.3f} | "
-                      f"val loss {row['val_loss']:.4f} acc {row.get('val_accuracy', float('nan')):.3f}")
+            scalar = (lambda tag, v, step: writer.add_scalar(tag, v, step)) if writer else None
+            best = end_epoch(self, train, val, self.env.is_main, scalar)
             self.save(best)
             if self.epoch < t.epochs and self.stop_requested():
-                raise RunInterrupted(f'run {t.run_id} stopped on {self.stop.signal or "a signal"} after a checkpoint at the end of '
-                                     f'epoch {self.epoch}; {resume_hint(self.cfg)}')
+                raise RunInterrupted(stopped_message(self.cfg, self.stop.signal, f'at the end of epoch {self.epoch}'))
     if writer: writer.close()
     self._finish()
     return self.dir

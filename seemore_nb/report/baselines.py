@@ -27,7 +27,7 @@ from ..data.windows import Windows, make_windows
 # %% auto #0
 __all__ = ['FEATURES', 'BASELINE_MODULES', 'BaselineError', 'window_features', 'synthetic_study', 'fit_arma',
            'arma_sum_forecasts', 'fit_baselines', 'baselines_key', 'baselines_dir', 'metrics_table', 'backtest_table',
-           'build_baselines', 'BaselineResults', 'vit_predictions_path', 'load_results', 'results_markdown',
+           'build_baselines', 'BaselineResults', 'vit_predictions_path', 'load_results', 'baselines_markdown',
            'plot_baselines', 'plot_backtest', 'predict_finished_run', 'stage_done', 'reproduce_stage', 'main']
 
 # %% ../../nbs/64_report.baselines.ipynb #52d3ca43
@@ -264,7 +264,7 @@ def _cell(row, key: str) -> str:
     v = row.get(key, np.nan)
     return '–' if pd.isna(v) else f'{v:.3f} [{row[f"{key}_low"]:.3f}, {row[f"{key}_high"]:.3f}]'
 
-def results_markdown(res: BaselineResults, cfg: Config) -> str:
+def baselines_markdown(res: BaselineResults, cfg: Config) -> str:
     "The comparison as a markdown table, with what the intervals and the backtest are."
     b, perf = cfg.baselines, res.performance.set_index('strategy')
     lines = ['| model | accuracy | balanced accuracy | AUC | log loss | annual return | Sharpe |', '|---|---|---|---|---|---|---|']
@@ -363,7 +363,7 @@ def _run(args) -> int:
     cfg = config_from_args(args)
     folder = build_baselines(cfg, rebuild=args.rebuild)
     print(f'{folder}\n')
-    print(results_markdown(load_results(cfg), cfg))
+    print(baselines_markdown(load_results(cfg), cfg))
     return 0
 
 def main(argv=None) -> int:

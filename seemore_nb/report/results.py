@@ -86,7 +86,7 @@ def results_markdown(cfg, plan: pd.DataFrame, drawn: list, outcomes: list, prov:
     if vlm: out += ['## VLM captions (greedy decoding, the final evaluation on the best weights)', '',
                     markdown_table(pd.DataFrame(vlm), {'exact_match': '{:.1%}', 'cer': '{:.1%}'}), '']
     try:
-        from seemore_nb.report.baselines import load_results, results_markdown as baselines_table
+        from seemore_nb.report.baselines import load_results, baselines_markdown as baselines_table
         out += ['## Baselines (test split; accuracy with its interval, from `seemore_nb.report.baselines`)', '', baselines_table(load_results(cfg), cfg), '']
     except ImportError: pass                                  # this version has no baselines
     except SeemoreError as e: out += ['## Baselines', '', f'not available: {e}', '']

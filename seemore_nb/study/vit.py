@@ -9,13 +9,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import Config
+from ..config import INPUT_FORMS, Config
 from ..data.palette import JET_OFFSET, palette_table
 from ..data.spectrogram import strip_rows
 
 # %% auto #0
-__all__ = ['INPUT_FORMS', 'Attention', 'Block', 'ViT', 'vit_from_config', 'parameter_count', 'vit_flops', 'summary_text',
-           'summary']
+__all__ = ['Attention', 'Block', 'ViT', 'vit_from_config', 'parameter_count', 'vit_flops', 'summary_text', 'summary']
 
 # %% ../../nbs/30_study.vit.ipynb #58b6adc5
 class Attention(nn.Module):
@@ -45,8 +44,6 @@ class Block(nn.Module):
         return x + self.mlp(self.ln2(x))
 
 # %% ../../nbs/30_study.vit.ipynb #83e88357
-INPUT_FORMS = ('palette', 'rgb')
-
 class ViT(nn.Module):
     "ViT classifier over (N, C/3, H, W) uint8 palette indices or (N, C, H, W) RGB pixels; returns (N, classes) logits."
     def __init__(self, image_size=128, patch_size=16, channels=12, hidden=768, layers=3, heads=3, mlp=3072,

@@ -26,8 +26,8 @@ import keras
 
 from ..config import Config, ConfigError, add_config_args, atomic_write, config_dict, config_from_args, guarded
 from ..engine.machines import Machines, check_tf_config, machines
-from ..engine.runs import (TIMING_COLUMNS, GracefulStop, RunError, RunFolder, RunInterrupted, changed_keys,
-                             newest_checkpoint, resume_hint)
+from ..engine.runs import (TIMING_COLUMNS, GracefulStop, RunError, RunFolder, RunInterrupted, end_epoch, refuse_changed,
+                                    newest_checkpoint, prune_checkpoints, stopped_message)
 from .data import EpochGrids, batch_dataset, epoch_order, replica_batches
 from ..data.store import build_store, open_store, store_dir
 from .vit import keras_vit_from_config
@@ -194,8 +194,7 @@ def train_epoch(self: TFTrainer, epoch: int) -> dict:
         self.after_step()
         if self.stop is not None and self.stop.requested and self.workers == 1 and self.step < total:
             self.save()
-            raise RunInterrupted(f'run {self.t.run_id} stopped on {self.stop.signal} after a checkpoint at epoch {epoch + 1}, '
-                                 f'step {self.step}; {resume_hint(self.cfg)}')
+            raise RunInterrupted(stopped_message(self.cfg, self.stop.signal, f'at epoch {epoch + 1}, step {self.step}'))
         if self.t.checkpoint_every and self.global_step % self.t.checkpoint_every == 0 and self.step < total: self.save()
     self._profile(self.global_step, end=True)
     return _means(self.epoch_sums)
@@ -252,9 +251,7 @@ def save(self: TFTrainer, best: bool = False):
     shutil.rmtree(folder/name, ignore_errors=True)
     os.replace(tmp, folder/name)                              # the checkpoint appears whole, or not at all
     if best: atomic_write(folder/'best.json', lambda f: f.write(json.dumps({'checkpoint': name})), mode='w')
-    keep = {name, _best_name(folder)}
-    for old in sorted(p for p in folder.glob('step-*') if p.is_dir())[:-max(1, self.t.keep_checkpoints)]:
-        if old.name not in keep: shutil.rmtree(old, ignore_errors=True)
+    prune_checkpoints(folder, self.t.keep_checkpoints, 'step-*[0-9]', protect={name, _best_name(folder)})
 
 def _best_name(folder: Path):
     try: return json.loads((folder/'best.json').read_text())['checkpoint']
@@ -271,10 +268,7 @@ def resume(self: TFTrainer) -> bool:
     found = newest_checkpoint(self.run.checkpoints, load_tf_state)
     if found is None: return False
     path, state = found
-    changed = changed_keys(state['config'], config_dict(self.cfg))
-    if changed:
-        raise ConfigError(f'run {self.run.dir} was trained with other values of {", ".join(changed)}; '
-                          'choose another train.run_id, or train.resume=off to start it again')
+    refuse_changed(state['config'], self.cfg, self.run.dir)
     self.ckpt.read(str(path/'ckpt')).assert_consumed()
     for k in ('epoch', 'step', 'global_step', 'epoch_sums', 'epoch_start', 'history', 'best_val'): setattr(self, k, state[k])
     assert [int(self.counters[k].numpy()) for k in ('epoch', 'step', 'global_step')] == [self.epoch, self.step, self.global_step]
@@ -293,6 +287,14 @@ def _scalar(tag: str, value):
     tf.summary.write(tag, tf.constant(float(value)), metadata=metadata.create_summary_metadata(display_name=tag, description=''))
 
 @patch
+def _scalar_to(self: TFTrainer, writer):
+    "`scalar(tag, value, step)` into `writer` (None: no writer, no scalars)."
+    if writer is None: return None
+    def scalar(tag, value, step):
+        with writer.as_default(step=step): _scalar(tag, value)
+    return scalar
+
+@patch
 def fit(self: TFTrainer) -> Path:
     "Train every remaining epoch, validating and checkpointing at each end; the run folder."
     if self.resumed and self.epoch >= self.t.epochs and self.run.complete(): return self.run.dir
@@ -301,26 +303,11 @@ def fit(self: TFTrainer) -> Path:
         if self.step == 0: self.epoch_start, self.epoch_sums = time.time(), {}
         train = self.train_epoch(self.epoch)
         val = self.evaluate(self.epoch)
-        row = dict(epoch=self.epoch + 1, train_loss=train['loss'], train_accuracy=train['accuracy'], val_loss=val['loss'],
-                   val_accuracy=val['accuracy'], epoch_start=self.epoch_start, epoch_end=time.time(),
-                   samples=train['count'], val_samples=val['count'])
-        self.history.append(row)
-        best = val['loss'] < self.best_val
-        self.best_val = min(self.best_val, val['loss'])
-        self.epoch, self.step = self.epoch + 1, 0
-        if writer:
-            with writer.as_default(step=self.epoch):
-                for k, v in row.items():
-                    if k.startswith(('train_', 'val_')): _scalar(k.replace('_', '/', 1), v)
-                _scalar('throughput/samples_per_s', row['samples'] / (row['epoch_end'] - row['epoch_start']))
-            writer.flush()
-            self.run.write_metrics(self.history)
-            print(f"epoch {self.epoch}/{self.t.epochs}: train loss {row['train_loss']:.4f} acc {row['train_accuracy']:.3f} | "
-                  f"val loss {row['val_loss']:.4f} acc {row['val_accuracy']:.3f}", flush=True)
+        best = end_epoch(self, train, val, self.is_chief, self._scalar_to(writer))
+        if writer: writer.flush()
         self.save(best)
         if self.epoch < self.t.epochs and self.stop is not None and self.stop.requested and self.workers == 1:
-            raise RunInterrupted(f'run {self.t.run_id} stopped on {self.stop.signal} after a checkpoint at the end of epoch '
-                                 f'{self.epoch}; {resume_hint(self.cfg)}')
+            raise RunInterrupted(stopped_message(self.cfg, self.stop.signal, f'at the end of epoch {self.epoch}'))
     if writer: writer.close()
     self.run.write_timing_part(self.worker, self.timing)
     self._barrier()

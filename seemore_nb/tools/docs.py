@@ -23,29 +23,22 @@ from ..config import add_config_args, config_from_args, load_config
 from ..core import SeemoreError, atomic_write, guarded, project_root, resolve_path
 
 # %% auto #0
-__all__ = ['SECTIONS', 'CONF', 'docs_sections', 'skip_flags', 'source_digest', 'notebook_key', 'execute_notebook', 'api_markdown',
+__all__ = ['BANDS', 'CONF', 'docs_sections', 'skip_flags', 'source_digest', 'notebook_key', 'execute_notebook', 'api_markdown',
            'page', 'toctree_markdown', 'stage', 'check_site', 'build_docs', 'main']
 
 # %% ../../nbs/71_tools.docs.ipynb #9a52e0b3
-SECTIONS = [('Foundation: configuration, prices, windows', ['00*', '01_*', '02_*']),
-            ('Spectrograms and the store', ['03*', '04*']),
-            ('The PyTorch engine', ['05_*', '06*', '07*']),
-            ('Analysis and the figure style', ['08_*', '02_style', '61_report.figures']),
-            ('The TensorFlow engine and several machines', ['40_tf.vit', '41_tf.data', '25_engine.machines', '10_*']),
-            ('Benchmarks', ['11_*']),
-            ('The Seemore VLM', ['12_*', '13_*', '14_*']),
-            ('Test-set evaluation and baselines', ['15_*', '16_*']),
-            ('Reproducing the paper, and this site', ['20*', '21*'])]
+BANDS = {0: 'Basics: core, configuration, the figure style', 1: 'Data: prices, windows, spectrograms and the store',
+         2: 'The PyTorch engine', 3: 'The stock study: the ViT, evaluation, the classifier task',
+         4: 'The TensorFlow engine', 5: 'The Seemore VLM', 6: 'From runs to the paper', 7: 'Tools: benchmarks and this site'}
 
 def docs_sections(names: list[str]) -> list[tuple[str, list[str]]]:
-    "The notebook stems `names` (index excluded) grouped by `SECTIONS`, in order; any other notebook goes under 'More'."
-    taken, out = set(), []
-    for caption, patterns in SECTIONS:
-        stems = sorted(n for n in names if n not in taken and any(fnmatch.fnmatch(n, p) for p in patterns))
-        taken.update(stems)
-        if stems: out.append((caption, stems))
-    rest = sorted(n for n in names if n not in taken and n != 'index')
-    return out + ([('More', rest)] if rest else [])
+    "The notebook stems `names` (index excluded) grouped by their band (the tens of their number), in order; a band without a title goes under 'More'."
+    bands, rest = {}, []
+    for n in sorted(n for n in names if n != 'index'):
+        m = re.match(r'(\d+)_', n)
+        if m and int(m.group(1)) // 10 in BANDS: bands.setdefault(int(m.group(1)) // 10, []).append(n)
+        else: rest.append(n)
+    return [(BANDS[b], bands[b]) for b in sorted(bands)] + ([('More', rest)] if rest else [])
 
 # %% ../../nbs/71_tools.docs.ipynb #7c471081
 def skip_flags() -> list[str]:

@@ -20,13 +20,13 @@ import torch
 from ..config import Config, SeemoreError, atomic_write, resolve_path
 
 # %% auto #0
-__all__ = ['COLOURS', 'SHAPES', 'SIZES', 'POSITIONS', 'NOVEL_PAIRS', 'SYNTHETIC_SIDE', 'BACKGROUND', 'BAD_ROW_REASONS', 'COLUMNS',
-           'SPLITS', 'describe', 'draw', 'synthetic_rows', 'encode_png', 'write_captions_csv', 'synthetic_csvs',
-           'CaptionDataError', 'to_rgb_array', 'decode_image', 'row_position', 'read_captions', 'CaptionSet',
-           'cached_captions', 'caption_sets', 'CharTokenizer', 'CaptionDataset']
+__all__ = ['OBJECT_COLOURS', 'SHAPES', 'SIZES', 'POSITIONS', 'NOVEL_PAIRS', 'SYNTHETIC_SIDE', 'BACKGROUND', 'BAD_ROW_REASONS',
+           'COLUMNS', 'SPLITS', 'describe', 'draw', 'synthetic_rows', 'encode_png', 'write_captions_csv',
+           'synthetic_csvs', 'CaptionDataError', 'to_rgb_array', 'decode_image', 'row_position', 'read_captions',
+           'CaptionSet', 'cached_captions', 'caption_sets', 'CharTokenizer', 'CaptionDataset']
 
 # %% ../../nbs/50_vlm.data.ipynb #4dab56ad
-COLOURS = {'red': (220, 50, 50), 'green': (50, 180, 70), 'blue': (60, 110, 240), 'yellow': (235, 215, 50), 'purple': (170, 70, 215)}
+OBJECT_COLOURS = {'red': (220, 50, 50), 'green': (50, 180, 70), 'blue': (60, 110, 240), 'yellow': (235, 215, 50), 'purple': (170, 70, 215)}
 SHAPES = ('circle', 'square', 'triangle', 'diamond')
 SIZES = {'small': 12, 'large': 24}                       # pixels across, before the ±15% jitter
 POSITIONS = {'top left': (0, 0), 'top right': (0, 2), 'centre': (1, 1), 'bottom left': (2, 0), 'bottom right': (2, 2)}   # (row, column): reading order
@@ -61,7 +61,7 @@ def draw(objects: list[dict], rng: np.random.Generator, side: int = SYNTHETIC_SI
             cx = np.clip(side * (0.25 + 0.25 * col) + rng.uniform(-4, 4), r, side - r)
             if (_shape_mask(o['shape'], cy, cx, r + 1.5, side) & taken).any(): ok = False; break   # a 1.5 px gap at least
             mask = _shape_mask(o['shape'], cy, cx, r, side)
-            img[mask], taken = COLOURS[o['colour']], taken | mask
+            img[mask], taken = OBJECT_COLOURS[o['colour']], taken | mask
         if ok:
             img += rng.normal(0, 6, img.shape)
             return np.clip(np.rint(img), 0, 255).astype(np.uint8)
@@ -73,7 +73,7 @@ def _random_objects(rng: np.random.Generator, n: int, novel: bool) -> list[dict]
     objects = []
     for k, position in enumerate(positions):
         while True:
-            colour, shape = str(rng.choice(list(COLOURS))), str(rng.choice(SHAPES))
+            colour, shape = str(rng.choice(list(OBJECT_COLOURS))), str(rng.choice(SHAPES))
             if novel and k == 0: colour, shape = NOVEL_PAIRS[rng.integers(len(NOVEL_PAIRS))]
             if k == 0 and novel or (colour, shape) not in NOVEL_PAIRS: break
         objects.append(dict(size=str(rng.choice(list(SIZES))), colour=colour, shape=shape, position=str(position)))
