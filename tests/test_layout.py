@@ -25,8 +25,10 @@ def imported(sources: list[str]) -> set[str]:
     out = set()
     for s in sources:
         for node in ast.walk(ast.parse(s)):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
-                [node.module or ''] if isinstance(node, ast.ImportFrom) else [])
+            if isinstance(node, ast.Import): names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):         # `from seemore_nb.tf import trainer` imports seemore_nb.tf.trainer
+                names = [node.module or ''] + [f'{node.module}.{a.name}' for a in node.names]
+            else: continue
             out |= {n.removeprefix('seemore_nb.') for n in names if n.startswith('seemore_nb.')}
     return out
 
@@ -83,8 +85,9 @@ def test_no_cycles_and_no_later_imports():
 
 def test_the_checks_catch_a_cycle_and_a_forward_import():
     assert cycles({'a': {'b'}, 'b': {'c'}, 'c': {'a'}, 'd': {'a'}}) == [['a', 'b', 'c']]
-    assert imported(['def f():\n    from seemore_nb.report.grid import grid_plan\n    import seemore_nb.core']) == {
-        'report.grid', 'core'}
+    found = imported(['def f():\n    from seemore_nb.report.grid import grid_plan\n    import seemore_nb.core\n'
+                      '    from seemore_nb.tf import trainer'])
+    assert {'report.grid', 'core', 'tf', 'tf.trainer'} <= found
 
 
 def test_the_engine_imports_no_task_store_or_model():

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from seemore_nb import prices as P
+from seemore_nb.data import prices as P
 from seemore_nb.config import load_config
 
 SCRIPT = Path(sys.executable).parent/'seemore_prices'
@@ -137,7 +137,7 @@ def test_interrupted_cache_write_keeps_the_previous_file(tmp_path, fake_yahoo):
     before = (tmp_path/'AAPL.parquet').read_bytes()
     code = textwrap.dedent(f"""
         import os, signal, pandas as pd
-        from seemore_nb import prices as P
+        from seemore_nb.data import prices as P
         def half_then_die(self, f, *a, **k):
             f.write(b'PAR1 half a parquet file'); f.flush()
             os.kill(os.getpid(), signal.SIGKILL)

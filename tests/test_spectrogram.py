@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from seemore_nb import spectrogram as S
+from seemore_nb.data import spectrogram as S
 from seemore_nb.config import load_config
 
 FIXTURE = Path(__file__).resolve().parent/'fixtures'/'original_spectrograms.npz'

@@ -14,7 +14,7 @@ import numpy as np
 import psutil
 import pytest
 
-from seemore_nb import store as store_module
+from seemore_nb.data import store as store_module
 from seemore_nb.config import load_config
 from seemore_nb.data.palette import from_palette
 from seemore_nb.data.store_files import input_files

@@ -52,7 +52,7 @@ def tf_results(tmp):
     "A run killed by SIGKILL after step 8 (last checkpoint: step 5), then one process that does the rest."
     killed = python(f"""
         import os, signal
-        from seemore_nb import train_tf
+        from seemore_nb.tf import trainer as train_tf
         from seemore_nb.config import load_config
         def after_step(self):
             if self.global_step == 8: os.kill(os.getpid(), signal.SIGKILL)
@@ -63,7 +63,7 @@ def tf_results(tmp):
     out = tmp/'results.json'
     proc = python(f"""
         import json, numpy as np, torch
-        from seemore_nb import train_tf
+        from seemore_nb.tf import trainer as train_tf
         from seemore_nb.config import load_config
         from seemore_nb.data.store import open_store, store_dir
         from seemore_nb.study.vit import vit_from_config, parameter_count

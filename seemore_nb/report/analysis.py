@@ -13,21 +13,25 @@ import numpy as np
 import pandas as pd
 
 from ..engine.runs import Run, load_run   # the run folder read back; figures import it from here too
+from ..style import COLOURS
 
 # %% auto #0
-__all__ = ['PHASES', 'timing_breakdown', 'throughput', 'scaling', 'epoch_times', 'total_time', 'samples_per_s', 'grid_numbers',
-           'plot_classifier_curves', 'plot_timing_breakdown']
+__all__ = ['PHASES', 'after_warmup', 'timing_breakdown', 'throughput', 'scaling', 'epoch_times', 'total_time', 'samples_per_s',
+           'grid_numbers', 'plot_classifier_curves', 'stack_phases', 'plot_timing_breakdown']
 
 # %% ../../nbs/60_report.analysis.ipynb #dd3edcb2
 PHASES = ('data_wait', 'to_device', 'forward', 'backward', 'optimizer')
 
 
 # %% ../../nbs/60_report.analysis.ipynb #e0bd59ba
-def _after_warmup(run: Run) -> pd.DataFrame:
-    "Training iterations after the warm-up epochs (all of them when the run is shorter than its warm-up)."
-    t = run.timing[run.timing.phase == 'train']
-    warm = run.config['train']['warmup_epochs']
-    return t[t.epoch >= warm] if (t.epoch >= warm).any() else t
+def after_warmup(run: Run, rows=None):
+    """The rows of `run` after its warm-up epochs (all of them when the run is not longer than its warm-up): by default its
+    training iterations (`timing.parquet`, 0-based `epoch` column); or any such table; or a per-epoch series indexed by the
+    1-based epoch, as `metrics.csv` numbers them. The one warm-up rule of every total, throughput and figure."""
+    if rows is None: rows = run.timing[run.timing.phase == 'train']
+    epoch0 = rows['epoch'].to_numpy() if isinstance(rows, pd.DataFrame) else np.asarray(rows.index) - 1
+    keep = epoch0 >= run.config['train']['warmup_epochs']
+    return rows[keep] if keep.any() else rows
 
 def _key(run: Run, mixed: bool):
     "A run's row label: its device count, or '<framework> <devices>' when runs of both engines are compared."
@@ -39,7 +43,7 @@ def timing_breakdown(runs: list[Run]) -> pd.DataFrame:
     "Mean seconds per training iteration and phase, one row per run (indexed by device count, or engine and device count)."
     # a phase that an engine does not separate is NaN in every row and stays NaN here: missing, never zero
     mixed = _mixed(runs)
-    rows = {_key(run, mixed): _after_warmup(run)[list(PHASES) + ['total']].mean() for run in runs}
+    rows = {_key(run, mixed): after_warmup(run)[list(PHASES) + ['total']].mean() for run in runs}
     return pd.DataFrame(rows).T.rename_axis('run' if mixed else 'devices').sort_index()
 
 def throughput(run: Run) -> pd.Series:
@@ -54,9 +58,7 @@ def scaling(runs: list[Run]) -> pd.DataFrame:
         return pd.concat([t.set_axis([f'{fw} {n}' for n in t.index]) for fw, t in parts.items()]).rename_axis('run')
     rows = {}
     for run in runs:
-        tp = throughput(run)
-        warm = run.config['train']['warmup_epochs']
-        rows[run.world_size] = tp[tp.index > warm].median() if (tp.index > warm).any() else tp.median()
+        rows[run.world_size] = after_warmup(run, throughput(run)).median()
     out = pd.DataFrame({'samples_per_s': rows}).rename_axis('devices').sort_index()
     base = out.samples_per_s.iloc[0] / out.index[0]
     out['speedup'] = out.samples_per_s / out.samples_per_s.iloc[0]
@@ -70,17 +72,13 @@ def epoch_times(run: Run) -> pd.Series:
     m = run.metrics
     return (m.epoch_end - m.epoch_start).set_axis(m.epoch)
 
-def _measured(run: Run, s: pd.Series) -> pd.Series:
-    warm = run.config['train']['warmup_epochs']
-    return s[s.index > warm] if (s.index > warm).any() else s
-
 def total_time(run: Run) -> float:
     "Seconds of the epochs after the warm-up (all epochs when the run is not longer than its warm-up)."
-    return float(_measured(run, epoch_times(run)).sum())
+    return float(after_warmup(run, epoch_times(run)).sum())
 
 def samples_per_s(run: Run) -> float:
     "Median training throughput of the epochs after the warm-up."
-    return float(_measured(run, throughput(run)).median())
+    return float(after_warmup(run, throughput(run)).median())
 
 def grid_numbers(cells: pd.DataFrame) -> pd.DataFrame:
     "One row per finished cell (`cells` from `grid.load_cells`): the numbers behind the figures."
@@ -125,6 +123,17 @@ def plot_classifier_curves(runs: list[Run], path=None, baseline: float | None = 
     if path is not None: save_figure(fig, path)
     return fig
 
+def stack_phases(ax, x, df: pd.DataFrame, mixed: str = ' (n/a in some runs)') -> np.ndarray:
+    "Stacked bars of the per-iteration phases (`<phase>_ms` columns) at `x`; a phase not measured is labelled n/a. The tops."
+    bottom = np.zeros(len(df))
+    for phase, colour in zip(PHASES, COLOURS):
+        vals = df[f'{phase}_ms'].to_numpy(dtype=float)
+        missing = np.isnan(vals)
+        name = phase.replace('_', ' ') + (' (n/a: not measured)' if missing.all() else mixed if missing.any() else '')
+        ax.bar(x, np.nan_to_num(vals), bottom=bottom, color=colour, label=name)
+        bottom += np.nan_to_num(vals)
+    return bottom
+
 def plot_timing_breakdown(runs: list[Run], path=None):
     "Stacked mean per-iteration phase times per device count (a phase not measured is marked n/a), with throughput and E."
     import matplotlib.pyplot as plt
@@ -132,13 +141,8 @@ def plot_timing_breakdown(runs: list[Run], path=None):
     apply_style()
     table, scale = timing_breakdown(runs) * 1000, scaling(runs)
     fig, (ax_t, ax_s) = plt.subplots(1, 2, figsize=(10, 4), gridspec_kw=dict(width_ratios=[1.4, 1]))
-    bottom = np.zeros(len(table))
     labels = [str(n) for n in table.index]
-    for phase in PHASES:
-        missing = table[phase].isna()
-        label = phase.replace('_', ' ') + (' (n/a: not measured)' if missing.all() else ' (n/a for some)' if missing.any() else '')
-        ax_t.bar(labels, table[phase].fillna(0), bottom=bottom, label=label)
-        bottom += table[phase].fillna(0).to_numpy()
+    bottom = stack_phases(ax_t, labels, table.rename(columns={p: f'{p}_ms' for p in PHASES}), ' (n/a for some)')
     rest = table['total'].to_numpy() - bottom
     if table[list(PHASES)].isna().any(axis=None):             # an engine that runs some phases as one: drawn as one, labelled so
         ax_t.bar(labels, np.where(table[list(PHASES)].isna().any(axis=1), rest, 0), bottom=bottom, color='lightgrey',

@@ -8,12 +8,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .analysis import PHASES, epoch_times
+from .analysis import PHASES, epoch_times, stack_phases
 from ..style import COLOURS, apply_style
 
 # %% auto #0
-__all__ = ['VARIANTS', 'FRAMEWORKS', 'group_label', 'stack_phases', 'bar_figure', 'line_figure', 'plot_throughput',
-           'plot_efficiency', 'plot_breakdown', 'plot_epoch_times', 'plot_amp', 'plot_run_curves']
+__all__ = ['VARIANTS', 'FRAMEWORKS', 'group_label', 'bar_figure', 'line_figure', 'plot_throughput', 'plot_efficiency',
+           'plot_breakdown', 'plot_epoch_times', 'plot_amp', 'plot_run_curves']
 
 # %% ../../nbs/61_report.figures.ipynb #a97cce75
 VARIANTS = {'per_file': 'per-file loader', 'parallel': 'per-file + worker processes', 'store': 'store'}
@@ -36,17 +36,6 @@ def _finish(fig, ax):
     ax.legend(loc='upper left', bbox_to_anchor=(1, 1))
     fig.tight_layout()
     return fig
-
-def stack_phases(ax, x, df: pd.DataFrame, mixed: str = ' (n/a in some runs)') -> np.ndarray:
-    "Stacked bars of the per-iteration phases (`<phase>_ms` columns) at `x`; a phase not measured is labelled n/a. The tops."
-    bottom = np.zeros(len(df))
-    for phase, colour in zip(PHASES, COLOURS):
-        vals = df[f'{phase}_ms'].to_numpy(dtype=float)
-        missing = np.isnan(vals)
-        name = phase.replace('_', ' ') + (' (n/a: not measured)' if missing.all() else mixed if missing.any() else '')
-        ax.bar(x, np.nan_to_num(vals), bottom=bottom, color=colour, label=name)
-        bottom += np.nan_to_num(vals)
-    return bottom
 
 def bar_figure(numbers: pd.DataFrame, metric: str, ylabel: str, title: str, fmt: str = '{:.3g}', ideal: float | None = None):
     "Grouped bars of `metric` by device count, one bar per group (framework × loader × precision)."

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .analysis import after_warmup, timing_breakdown
 from ..style import run_footer, save_figure
 from ..vlm.task import VLMTask, evaluate_captions, load_captioner
 
@@ -41,11 +42,9 @@ def vlm_evaluation(folder) -> dict:
 # %% ../../nbs/63_report.vlm.ipynb #175053b5
 def vlm_throughput(run) -> dict:
     "Training samples and target tokens per second of a finished VLM run (`analysis.load_run`), after warm-up."
-    from seemore_nb.report.analysis import timing_breakdown
     t = run.timing[run.timing.phase == 'train']
     per_iter = timing_breakdown([run])['total'].iloc[0]
-    warm = run.config['train']['warmup_epochs']
-    batch = (t[t.epoch >= warm] if (t.epoch >= warm).any() else t).batch_size.mean()
+    batch = after_warmup(run).batch_size.mean()
     samples = run.world_size * batch / per_iter
     return dict(world_size=run.world_size, seconds_per_iteration=float(per_iter), samples_per_s=float(samples),
                 tokens_per_s=float(samples * run.metrics.train_tokens.mean()),
@@ -78,7 +77,7 @@ def plot_vlm_timing(run, path=None):
     import matplotlib.pyplot as plt
     t = run.timing[(run.timing.phase == 'train') & (run.timing['rank'] == 0)].sort_values('global_step')
     warm = run.config['train']['warmup_epochs']
-    after = t[t.epoch >= warm] if (t.epoch >= warm).any() else t
+    after = after_warmup(run, t)
     fig, (ax_p, ax_t) = plt.subplots(1, 2, figsize=(11, 4), sharex=True)
     for ax, phases in ((ax_p, ('forward', 'backward')), (ax_t, ('total',))):
         for phase in phases:

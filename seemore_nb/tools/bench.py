@@ -14,8 +14,8 @@ import numpy as np
 
 # %% auto #0
 __all__ = ['PEAK_BF16_TFLOPS', 'benchmark_loader', 'format_loader_line', 'RGBArrays', 'benchmark_train', 'benchmark_ddp',
-           'format_train_line', 'peak_tflops', 'benchmark_amp', 'benchmark_tf', 'benchmark_tf_overhead',
-           'format_tf_line', 'bench_config', 'main']
+           'format_train_line', 'engine_epoch', 'alternate', 'peak_tflops', 'benchmark_amp', 'benchmark_tf',
+           'benchmark_tf_overhead', 'format_tf_line', 'bench_config', 'main']
 
 # %% ../../nbs/70_tools.bench.ipynb #58c57b7c
 def _samples_per_second(new_loader, repeats: int) -> float:
@@ -96,24 +96,11 @@ def benchmark_train(cfg, steps: int = 30, repeats: int = 6) -> dict:
         model = vit_from_config(cfg)
         opt = torch.optim.Adam(model.parameters(), lr=cfg.train.lr)
         batches = EpochBatches(len(trainers['palette'].train_ds), cfg.train.batch_size, shuffle=True, seed=cfg.train.seed)
-        def engine(form):
-            def run(epoch):
-                trainer = trainers[form]
-                trainer.step, trainer.epoch_sums = 0, {}
-                start = time.perf_counter()
-                stats = trainer.train_epoch(epoch)
-                return stats['count'] / (time.perf_counter() - start)
-            return run
         def bare(epoch):
             batches.set_epoch(epoch)
             return _bare_loop(model, opt, make_loader(trainers['palette'].train_ds, batches), torch.device('cpu'), steps)
-        runs_by_name = {'engine': engine('palette'), 'engine_rgb': engine('rgb'), 'bare': bare}
-        for run in runs_by_name.values(): run(0)                    # warm-up
-        rates = {name: [] for name in runs_by_name}
-        names = list(runs_by_name)
-        for epoch in range(1, repeats + 1):                         # rotate which goes first
-            for name in names[epoch % 3:] + names[:epoch % 3]: rates[name].append(runs_by_name[name](epoch))
-    out = {k: float(np.median(v)) for k, v in rates.items()}
+        out = alternate({'engine': engine_epoch(trainers['palette']), 'engine_rgb': engine_epoch(trainers['rgb']), 'bare': bare},
+                        repeats)
     out['overhead'] = out['bare'] / out['engine'] - 1
     out['palette_vs_rgb'] = out['engine'] / out['engine_rgb'] - 1
     return out
@@ -132,6 +119,25 @@ def benchmark_ddp(cfg, steps: int = 30) -> dict:
 def format_train_line(r: dict) -> str:
     return (f"train: engine {r['engine']:.0f} samples/s on palette batches, {r['engine_rgb']:.0f} samples/s on RGB batches "
             f"(palette {100 * r['palette_vs_rgb']:+.1f}%), bare loop {r['bare']:.0f} samples/s, overhead {100 * r['overhead']:.1f}%")
+
+def engine_epoch(trainer):
+    "`run(epoch)`: samples/s of one whole `train_epoch` of `trainer`, either engine's, from its first step."
+    def run(epoch):
+        trainer.step, trainer.epoch_sums = 0, {}
+        start = time.perf_counter()
+        stats = trainer.train_epoch(epoch)
+        return stats['count'] / (time.perf_counter() - start)
+    return run
+
+def alternate(runs: dict, repeats: int) -> dict:
+    """The median samples/s of each of `runs` ({name: run(epoch) -> samples/s}): each warmed up once (for TensorFlow, its
+    tracing), then `repeats` rounds with the order rotated every round, so that no run always goes first."""
+    for run in runs.values(): run(0)
+    rates, names = {name: [] for name in runs}, list(runs)
+    for epoch in range(1, repeats + 1):
+        k = epoch % len(names)
+        for name in names[k:] + names[:k]: rates[name].append(runs[name](epoch))
+    return {name: float(np.median(v)) for name, v in rates.items()}
 
 # %% ../../nbs/70_tools.bench.ipynb #02dab7bb
 PEAK_BF16_TFLOPS = {'H100': 989.0, 'H200': 989.0, 'A100': 312.0}   # dense bf16 tensor-core peaks (SXM)
@@ -177,18 +183,8 @@ def benchmark_amp(cfg, amp: str, steps: int = 20, batch_size: int | None = None,
 
 # %% ../../nbs/70_tools.bench.ipynb #a35b4351
 def _engine_against_bare(trainer, bare, repeats: int) -> dict:
-    "Samples/s of `trainer.train_epoch` and of `bare(epoch)`, each warmed up once, then alternated ABBA; the overhead."
-    def engine(epoch):
-        trainer.step, trainer.epoch_sums = 0, {}
-        start = time.perf_counter()
-        stats = trainer.train_epoch(epoch)
-        return stats['count'] / (time.perf_counter() - start)
-    engine(0); bare(0)                                              # warm-up (and, for TensorFlow, tracing)
-    rates = {'engine': [], 'bare': []}
-    for epoch in range(1, repeats + 1):                             # alternate which goes first: ABBA
-        order = (('engine', engine), ('bare', bare)) if epoch % 2 else (('bare', bare), ('engine', engine))
-        for name, run in order: rates[name].append(run(epoch))
-    out = {k: float(np.median(v)) for k, v in rates.items()}
+    "Samples/s of `trainer.train_epoch` and of `bare(epoch)` (`alternate`), and the engine's overhead."
+    out = alternate({'engine': engine_epoch(trainer), 'bare': bare}, repeats)
     out['overhead'] = out['bare'] / out['engine'] - 1
     return out
 
@@ -220,7 +216,7 @@ def benchmark_tf_overhead(cfg, steps: int = 30, repeats: int = 6) -> dict:
     "Samples/s of the TensorFlow engine's training epoch and of a bare custom loop of the same model on the same batches (1 device)."
     import tensorflow as tf
     import keras
-    from seemore_nb import train_tf
+    from seemore_nb.tf import trainer as train_tf
     from seemore_nb.config import with_overrides
     from seemore_nb.tf.data import batch_dataset, epoch_order, replica_batches
     from seemore_nb.engine.machines import machines
