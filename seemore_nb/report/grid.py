@@ -19,7 +19,7 @@ from ..config import (TASKS, PACKAGE_DIR, SeemoreError, ConfigError, TrainConfig
                                read_yaml)
 
 # %% auto #0
-__all__ = ['GRIDS_DIR', 'COLUMNS', 'KINDS', 'STAGES', 'GridError', 'Cell', 'grid_path', 'load_grid', 'train_overrides',
+__all__ = ['GRIDS_DIR', 'COLUMNS', 'KINDS', 'STAGES', 'GridError', 'GridRow', 'grid_path', 'load_grid', 'train_overrides',
            'template_parameters', 'cell_config', 'gpu_count', 'stage_module', 'missing_feature', 'grid_plan',
            'format_plan', 'classifier_runs', 'profile_overrides', 'load_cells', 'timing_cells']
 
@@ -33,8 +33,8 @@ class GridError(SeemoreError):
     "A grid table that cannot be read, or runs a figure needs that are missing."
 
 @dataclass
-class Cell:
-    "One row of a grid table: one training run (kind learning|timing) or one stage call (kind stage)."
+class GridRow:
+    "One row of a grid table (a *cell* of the paper's grid of runs, not a notebook cell): one training run (kind learning|timing) or one stage call (kind stage)."
     name: str
     kind: str
     needs: str = '-'            # tensorflow | vlm | baselines | '-'
@@ -58,7 +58,7 @@ def grid_path(profile: str) -> Path:
     "The grid table of a profile (a packaged name or a YAML path's stem)."
     return GRIDS_DIR/f'{Path(profile).stem}.yaml'
 
-def load_grid(path) -> tuple[dict, list[Cell]]:
+def load_grid(path) -> tuple[dict, list[GridRow]]:
     "The grid's settings and its cells; a bad row is an error naming the file and the row."
     path = Path(path)
     if not path.exists():
@@ -71,7 +71,7 @@ def load_grid(path) -> tuple[dict, list[Cell]]:
         where = f'{path}, row {i + 1}'
         if not isinstance(row, list) or len(row) != len(COLUMNS):
             raise GridError(f'{where}: expected a list of {len(COLUMNS)} values ({", ".join(COLUMNS)}), got {row!r}')
-        cell = Cell(**dict(zip(COLUMNS, row)))
+        cell = GridRow(**dict(zip(COLUMNS, row)))
         if cell.kind not in KINDS: raise GridError(f'{where}: kind {cell.kind!r} must be one of {", ".join(KINDS)}')
         if cell.name in seen: raise GridError(f'{where}: cell name {cell.name!r} is used twice: names must be unique')
         if not isinstance(cell.overrides, list): raise GridError(f'{where}: overrides must be a list, e.g. [train.lr=0.001]')
@@ -93,13 +93,13 @@ def train_overrides(task='classifier', framework='pytorch', devices=1, loader='s
     if run_id: out.append(f'train.run_id={run_id}')
     return out
 
-def template_parameters(cell: Cell, profile: str, overrides=()) -> dict:
+def template_parameters(cell: GridRow, profile: str, overrides=()) -> dict:
     "The training template's parameters for `cell` (without the run id)."
     return dict(profile=profile if cell.config == '-' else cell.config, task=cell.task, framework=cell.framework,
                 devices=cell.devices, loader=cell.loader, amp=cell.amp, epochs=cell.epochs, warmup_epochs=cell.warmup,
                 overrides=[*overrides, f'train.num_workers={cell.num_workers}', *cell.overrides])
 
-def cell_config(cell: Cell, profile: str, overrides=()):
+def cell_config(cell: GridRow, profile: str, overrides=()):
     "The resolved config of a cell and its run id `<profile>-<name>-<hash of the config>`."
     p = template_parameters(cell, profile, overrides)
     cfg = load_config(p.pop('profile'), train_overrides(**p))
@@ -131,7 +131,7 @@ def missing_feature(needs: str) -> str | None:
     return None
 
 # %% ../../nbs/62_report.grid.ipynb #158d9e21
-def _status(cell: Cell, meta: dict, gpus: int | None, folder: Path | None, epochs: int) -> str:
+def _status(cell: GridRow, meta: dict, gpus: int | None, folder: Path | None, epochs: int) -> str:
     why = missing_feature(cell.needs)
     if why: return f'skipped: needs {why}'
     if cell.config != '-' and cell.config not in profile_names(): return f'skipped: needs profile {cell.config}'
@@ -142,7 +142,7 @@ def _status(cell: Cell, meta: dict, gpus: int | None, folder: Path | None, epoch
         if json.loads((folder/'complete.json').read_text()).get('epochs', 0) >= epochs: return 'done'
     return 'todo'
 
-def _stage_done(cell: Cell, profile: str, overrides) -> bool:
+def _stage_done(cell: GridRow, profile: str, overrides) -> bool:
     "Whether a stage has nothing left to do, by its module's own `stage_done(cfg)` (a stage without one always runs)."
     import importlib
     done = getattr(stage_module(cell.needs), 'stage_done', None)
