@@ -11,7 +11,8 @@ from seemore_nb.config import load_config, resolve_path
 from seemore_nb.data.palette import from_palette, to_palette
 from seemore_nb.data.prices import read_price_csv
 from seemore_nb.data.spectrogram import render_fast
-from seemore_nb.engine.trainer import ClassifierTask, train
+from seemore_nb.engine.trainer import train
+from seemore_nb.study.classifier import ClassifierTask
 from seemore_nb.study.vit import vit_from_config
 
 
