@@ -120,8 +120,13 @@ def test_mirrored_two_logical_devices_trains_with_the_pytorch_schema(tmp, tf_res
     assert complete(tmp, 'mirrored')['world_size'] == 2 and metrics.train_loss.iloc[-1] < metrics.train_loss.iloc[0]
     n_val = len(pd.read_parquet(Path(tmp)/'stores'/os.listdir(Path(tmp)/'stores')[0]/'index.parquet').query("split == 'val'"))
     assert (metrics.val_samples == n_val).all()                      # every validation sample counted once
-    torch_metrics = ['epoch', 'train_loss', 'train_accuracy', 'val_loss', 'val_accuracy', 'epoch_start', 'epoch_end', 'samples', 'val_samples']
-    assert list(metrics.columns) == torch_metrics
+    one_order = ['epoch', 'train_accuracy', 'train_loss', 'val_accuracy', 'val_loss', 'epoch_start', 'epoch_end', 'samples', 'val_samples']
+    assert list(metrics.columns) == one_order                         # runs.end_epoch: the same order as the PyTorch engine's
+    from seemore_nb.engine.launch import launch                        # a PyTorch smoke run beside it: same columns, same schema
+    torch_run = launch('smoke', [f'train.runs_dir={tmp}/runs', 'train.run_id=torch-schema', 'train.epochs=1'])
+    assert list(pd.read_csv(torch_run/'metrics.csv').columns) == list(metrics.columns)
+    torch_timing = pd.read_parquet(torch_run/'timing.parquet')
+    assert list(torch_timing.columns) == list(timing.columns) and dict(torch_timing.dtypes) == dict(timing.dtypes)
     assert any((run/'profile').rglob('*.xplane.pb')) and any((run/'tensorboard').iterdir())
     evaluation = complete(tmp, 'mirrored')['evaluation']                   # the best weights on every test window once
     predictions = pd.read_parquet(run/evaluation['predictions'])

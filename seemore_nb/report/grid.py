@@ -121,12 +121,9 @@ def stage_module(name: str):
 def missing_feature(needs: str) -> str | None:
     "Why a part of the project a cell needs is not installed, or None when it is."
     if needs in ('-', None, ''): return None
-    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
     if needs == 'tensorflow':
-        if 'framework' not in fields: return 'tensorflow (engine not in this version)'
-        if importlib.util.find_spec('tensorflow') is None: return 'tensorflow (pip install tensorflow-cpu)'
-        return None
-    if needs in TASKS: return None if importlib.util.find_spec(TASKS[needs].partition(':')[0]) else f'{needs} (task not in this version)'
+        return None if importlib.util.find_spec('tensorflow') else 'tensorflow (pip install tensorflow-cpu)'
+    if needs in TASKS: return None   # registered in config.TASKS, so part of this version
     if needs not in STAGES: return f'{needs} (no task or stage of that name: tasks {", ".join(TASKS)}; stages {", ".join(STAGES)})'
     return None
 
