@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..config import build_config, read_yaml
 from .analysis import after_warmup, timing_breakdown
 from ..style import run_footer, save_figure
 from ..vlm.task import VLMTask, evaluate_captions, load_captioner
@@ -42,7 +43,6 @@ def vlm_evaluation(folder) -> dict:
 # %% ../../nbs/63_report.vlm.ipynb #175053b5
 def vlm_throughput(run) -> dict:
     "Training samples and target tokens per second of a finished VLM run (`analysis.load_run`), after warm-up."
-    t = run.timing[run.timing.phase == 'train']
     per_iter = timing_breakdown([run])['total'].iloc[0]
     batch = after_warmup(run).batch_size.mean()
     samples = run.world_size * batch / per_iter
