@@ -42,7 +42,11 @@ def _last_line(text: str) -> str:
 
 def failure_line(run_id: str, agent_output: str, logs: Path) -> str:
     "One line for a failed torchrun: the root-cause rank, how it ended, its last error line, and its log."
-    cause = agent_output.split('Root Cause', 1)[-1]
+    # The agent SIGTERMs the survivors of a failure, and a survivor may report its broken connection first: a rank that
+    # died of another signal is the cause, whatever torchrun observed first; otherwise torchrun's root cause.
+    records = list(re.finditer(r'rank\s*:\s*\d+ \(local_rank: \d+\)\s*\n\s*exitcode\s*:\s*(-?\d+)', agent_output))
+    signalled = [m for m in records if int(m.group(1)) < 0 and int(m.group(1)) != -signal.SIGTERM]
+    cause = agent_output[signalled[0].start():] if signalled else agent_output.split('Root Cause', 1)[-1]
     rank = re.search(r'rank\s*:\s*(\d+) \(local_rank: (\d+)\)', cause)
     code = re.search(r'exitcode\s*:\s*(-?\d+)', cause)
     status = ''
