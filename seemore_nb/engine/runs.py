@@ -24,7 +24,6 @@ import pandas as pd
 
 from ..config import (Config, ConfigError, SeemoreError, atomic_write, config_dict, read_yaml, resolve_path,
                                save_config)
-from ..core import die_with_parent
 
 # %% auto #0
 __all__ = ['RESUMABLE_CHANGES', 'OTHER_STAGES', 'TIMING_COLUMNS', 'RunError', 'new_run_id', 'run_dir', 'RunLock', 'changed_keys',

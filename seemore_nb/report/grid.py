@@ -141,7 +141,6 @@ def _status(cell: GridRow, meta: dict, gpus: int | None, folder: Path | None, ep
 
 def _stage_done(cell: GridRow, profile: str, overrides) -> bool:
     "Whether a stage has nothing left to do, by its module's own `stage_done(cfg)` (a stage without one always runs)."
-    import importlib
     done = getattr(stage_module(cell.needs), 'stage_done', None)
     return bool(done and done(load_config(profile if cell.config == '-' else cell.config, overrides)))
 
