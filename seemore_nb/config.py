@@ -17,7 +17,8 @@ from pathlib import Path
 
 import yaml
 
-from .core import SeemoreError, atomic_write, guarded, project_root, read_yaml, resolve_path   # re-exported: modules import them from here
+# re-exported: modules import them from here
+from .core import SeemoreError, atomic_write, guarded, project_root, read_yaml, resolve_path
 
 # %% auto #0
 __all__ = ['TASKS', 'POSITIVE', 'FRACTION', 'INPUT_FORMS', 'RUN_ID', 'PACKAGE_DIR', 'PROFILES_DIR', 'task_class', 'DataConfig',
@@ -33,7 +34,8 @@ TASKS = {'classifier': 'seemore_nb.study.classifier:ClassifierTask',   # the ViT
 
 def task_class(name: str):
     "The class registered for `train.task=name`; an unknown name is a ConfigError listing the registered ones."
-    if name not in TASKS: raise ConfigError(f"train.task={name!r} is not a registered task; registered: {', '.join(TASKS)}")
+    if name not in TASKS:
+        raise ConfigError(f"train.task={name!r} is not a registered task; registered: {', '.join(TASKS)}")
     module, _, cls = TASKS[name].partition(':')
     return getattr(importlib.import_module(module), cls)
 
@@ -60,23 +62,32 @@ class DataConfig:
     stride: int = field(default=1, metadata=_at_least(1))       # trading days between window starts
     horizons: list[int] = field(default_factory=lambda: [1, 5, 10, 15, 20], metadata=_at_least(1))
     label_horizon: int = 20            # the classification label: direction after this many days
-    val_fraction: float = field(default=0.15, metadata=FRACTION)   # chronological split: last dates are test, before them validation
+    # chronological split: last dates are test, before them validation
+    val_fraction: float = field(default=0.15, metadata=FRACTION)
     test_fraction: float = field(default=0.15, metadata=FRACTION)
-    purge: int = 100                   # calendar days of window ends dropped between split parts (>= label horizon; 100 = no shared day)
+    # calendar days of window ends dropped between split parts (>= label horizon; 100 = no shared day)
+    purge: int = 100
 
     def validate(self, cfg):
-        if not self.tickers: raise ConfigError("config key 'data.tickers' is empty: name at least one ticker, e.g. data.tickers=[AAPL]")
-        if not self.horizons: raise ConfigError("config key 'data.horizons' is empty: give at least one, e.g. data.horizons=[20]")
+        if not self.tickers:
+            raise ConfigError("config key 'data.tickers' is empty: name at least one ticker, e.g. data.tickers=[AAPL]")
+        if not self.horizons:
+            raise ConfigError("config key 'data.horizons' is empty: give at least one, e.g. data.horizons=[20]")
         if self.label_horizon not in self.horizons:
-            raise ConfigError(f"config key 'data.label_horizon' ({self.label_horizon}) must be one of 'data.horizons' {self.horizons}")
+            raise ConfigError(f"config key 'data.label_horizon' ({self.label_horizon}) must be one of 'data.horizons' "
+                              f"{self.horizons}")
         if self.val_fraction + self.test_fraction >= 1:
-            raise ConfigError(f"config keys 'data.val_fraction' + 'data.test_fraction' ({self.val_fraction} + {self.test_fraction}) must be below 1, leaving a training split")
+            raise ConfigError(f"config keys 'data.val_fraction' + 'data.test_fraction' ({self.val_fraction} + "
+                              f"{self.test_fraction}) must be below 1, leaving a training split")
         if self.purge < self.label_horizon:
-            raise ConfigError(f"config key 'data.purge' ({self.purge}) must be at least 'data.label_horizon' ({self.label_horizon}) so that the split cannot leak")
+            raise ConfigError(f"config key 'data.purge' ({self.purge}) must be at least 'data.label_horizon' "
+                              f"({self.label_horizon}) so that the split cannot leak")
         days = {}
         for key in ('start', 'end'):
             try: days[key] = date.fromisoformat(getattr(self, key))
-            except ValueError: raise ConfigError(f"config key 'data.{key}' ({getattr(self, key)!r}) is not a real date: use YYYY-MM-DD") from None
+            except ValueError:
+                raise ConfigError(f"config key 'data.{key}' ({getattr(self, key)!r}) is not a real date: use "
+                                  "YYYY-MM-DD") from None
         if days['start'] >= days['end']:
             raise ConfigError(f"config key 'data.start' ({self.start}) must be before 'data.end' ({self.end})")
 
@@ -94,7 +105,8 @@ class SpectrogramConfig:
 
     def validate(self, cfg):
         if self.scale_min >= self.scale_max:
-            raise ConfigError(f"config key 'spectrogram.scale_min' ({self.scale_min}) must be below 'spectrogram.scale_max' ({self.scale_max})")
+            raise ConfigError(f"config key 'spectrogram.scale_min' ({self.scale_min}) must be below "
+                              f"'spectrogram.scale_max' ({self.scale_max})")
 
 @dataclass
 class StoreConfig:
@@ -102,14 +114,17 @@ class StoreConfig:
     root: str = 'data/stores'
     workers: int = field(default=2, metadata=_at_least(1))   # processes that render tickers in parallel
 
-INPUT_FORMS = ('palette', 'rgb')   # what a loader delivers and the stem takes: stored palette indices, or RGB expanded on the host
+# what a loader delivers and the stem takes: stored palette indices, or RGB expanded on the host
+INPUT_FORMS = ('palette', 'rgb')
 
 @dataclass
 class ModelConfig:
     "The ViT classifier."
     patch_size: int = field(default=16, metadata=_at_least(1))
     channels: int = field(default=12, metadata=_at_least(1))
-    input: str = field(default='palette', metadata={'choices': INPUT_FORMS})   # what the stem takes: palette indices (N, channels/3, H, W) from the store, or RGB (N, channels, H, W) (train.loader=per_file)
+    # what the stem takes: palette indices (N, channels/3, H, W) from the store, or RGB (N, channels, H, W)
+    # (train.loader=per_file)
+    input: str = field(default='palette', metadata={'choices': INPUT_FORMS})
     hidden: int = field(default=768, metadata=_at_least(1))
     layers: int = field(default=3, metadata=_at_least(1))
     heads: int = field(default=3, metadata=_at_least(1))
@@ -120,20 +135,25 @@ class ModelConfig:
 
     def validate(self, cfg):
         if self.hidden % self.heads:
-            raise ConfigError(f"config key 'model.hidden' ({self.hidden}) must be divisible by 'model.heads' ({self.heads})")
+            raise ConfigError(f"config key 'model.hidden' ({self.hidden}) must be divisible by 'model.heads' "
+                              f"({self.heads})")
         if cfg.spectrogram.image_size % self.patch_size:
-            raise ConfigError(f"config key 'spectrogram.image_size' ({cfg.spectrogram.image_size}) must be divisible by 'model.patch_size' ({self.patch_size})")
+            raise ConfigError(f"config key 'spectrogram.image_size' ({cfg.spectrogram.image_size}) must be divisible "
+                              f"by 'model.patch_size' ({self.patch_size})")
         if self.input == 'palette' and self.channels % 3:
-            raise ConfigError(f"config key 'model.channels' ({self.channels}) must be 3 per series (RGB) for model.input=palette")
+            raise ConfigError(f"config key 'model.channels' ({self.channels}) must be 3 per series (RGB) for "
+                              "model.input=palette")
         if cfg.train.loader == 'per_file' and self.input != 'rgb':
-            raise ConfigError("config key 'model.input' must be rgb when train.loader=per_file (the per-file loader reads RGB files): add model.input=rgb")
+            raise ConfigError("config key 'model.input' must be rgb when train.loader=per_file (the per-file loader "
+                              "reads RGB files): add model.input=rgb")
 
 RUN_ID = re.compile(r'^[A-Za-z0-9][A-Za-z0-9._+=-]*$')
 
 @dataclass
 class TrainConfig:
     "The training engine."
-    task: str = field(default='classifier', metadata={'choices': tuple(TASKS)})   # toy: engine checks; vlm: the captioner
+    # toy: engine checks; vlm: the captioner
+    task: str = field(default='classifier', metadata={'choices': tuple(TASKS)})
     epochs: int = field(default=15, metadata=_at_least(1))
     batch_size: int = field(default=64, metadata=_at_least(1))   # per device
     lr: float = field(default=1e-4, metadata=POSITIVE)
@@ -150,37 +170,55 @@ class TrainConfig:
     pin_memory: bool = False
     runs_dir: str = 'runs'
     run_id: str = ''                   # runs/<run_id>/, a plain name; empty: '<profile>-<UTC time>-<random>'
-    resume: str = field(default='auto', metadata={'choices': ('auto', 'off')})   # auto: continue the newest loadable checkpoint
-    checkpoint_every: int = field(default=0, metadata=_at_least(0))   # optimizer steps between checkpoints; 0: only at epoch ends
-    keep_checkpoints: int = field(default=2, metadata=_at_least(1))   # step checkpoints kept besides last.pt and best.pt
+    # auto: continue the newest loadable checkpoint
+    resume: str = field(default='auto', metadata={'choices': ('auto', 'off')})
+    # optimizer steps between checkpoints; 0: only at epoch ends
+    checkpoint_every: int = field(default=0, metadata=_at_least(0))
+    # step checkpoints kept besides last.pt and best.pt
+    keep_checkpoints: int = field(default=2, metadata=_at_least(1))
     max_restarts: int = field(default=0, metadata=_at_least(0))       # torchrun --max-restarts
-    profile_steps: list[int] = field(default_factory=list, metadata=_at_least(0))   # [first, last] global steps traced by the profiler
-    framework: str = field(default='pytorch', metadata={'choices': ('pytorch', 'tensorflow')})   # the engine: 24_engine.trainer or 42_tf.trainer
+    # [first, last] global steps traced by the profiler
+    profile_steps: list[int] = field(default_factory=list, metadata=_at_least(0))
+    # the engine: 24_engine.trainer or 42_tf.trainer
+    framework: str = field(default='pytorch', metadata={'choices': ('pytorch', 'tensorflow')})
     nodes: int = field(default=0, metadata=_at_least(0))           # machines; 0: from PET_NNODES / TF_CONFIG, else 1
-    node_rank: int = field(default=-1, metadata=_at_least(-1))     # this machine (torchrun node rank = TF task index); -1: from NODE_RANK / TF_CONFIG, else 0
-    rendezvous: str = ''               # several machines: torchrun's c10d host:port, or TensorFlow's worker list 'host:port,host:port'; '': env vars
-    schedule: str = field(default='constant', metadata={'choices': ('constant', 'cosine')})   # lr schedule over epochs x steps per epoch
-    lr_warmup_steps: int = field(default=0, metadata=_at_least(0))   # linear lr warm-up from 0 over the first optimizer steps
-    lr_floor: float = field(default=0.0, metadata={'min': 0, 'max': 1})   # cosine: the final lr as a fraction of train.lr
-    grad_clip: float = field(default=0.0, metadata={'min': 0})        # max global gradient norm (unscaled under AMP); 0: off
+    # this machine (torchrun node rank = TF task index); -1: from NODE_RANK / TF_CONFIG, else 0
+    node_rank: int = field(default=-1, metadata=_at_least(-1))
+    # several machines: torchrun's c10d host:port, or TensorFlow's worker list 'host:port,host:port'; '': env vars
+    rendezvous: str = ''
+    # lr schedule over epochs x steps per epoch
+    schedule: str = field(default='constant', metadata={'choices': ('constant', 'cosine')})
+    # linear lr warm-up from 0 over the first optimizer steps
+    lr_warmup_steps: int = field(default=0, metadata=_at_least(0))
+    # cosine: the final lr as a fraction of train.lr
+    lr_floor: float = field(default=0.0, metadata={'min': 0, 'max': 1})
+    # max global gradient norm (unscaled under AMP); 0: off
+    grad_clip: float = field(default=0.0, metadata={'min': 0})
 
     def validate(self, cfg):
         if self.run_id and (not RUN_ID.match(self.run_id) or '..' in self.run_id):
-            raise ConfigError(f"config key 'train.run_id' ({self.run_id!r}) must be a plain folder name: letters, digits, '.', '_', '-', "
-                              "no path separators and no '..'")
+            raise ConfigError(f"config key 'train.run_id' ({self.run_id!r}) must be a plain folder name: letters, "
+                              "digits, '.', '_', '-', " "no path separators and no '..'")
         if self.profile_steps and (len(self.profile_steps) != 2 or self.profile_steps[0] > self.profile_steps[1]):
-            raise ConfigError(f"config key 'train.profile_steps' ({self.profile_steps}) must be empty or [first, last] with first <= last")
+            raise ConfigError(f"config key 'train.profile_steps' ({self.profile_steps}) must be empty or [first, last] "
+                              "with first <= last")
         if self.framework == 'tensorflow' and (self.schedule != 'constant' or self.lr_warmup_steps or self.grad_clip):
-            raise ConfigError("config keys 'train.schedule', 'train.lr_warmup_steps' and 'train.grad_clip' are PyTorch-engine settings: "
-                              "use train.schedule=constant train.lr_warmup_steps=0 train.grad_clip=0 with train.framework=tensorflow")
+            raise ConfigError(
+                "config keys 'train.schedule', 'train.lr_warmup_steps' and 'train.grad_clip' are PyTorch-engine"
+                " settings: use train.schedule=constant train.lr_warmup_steps=0 train.grad_clip=0 with"
+                " train.framework=tensorflow"
+            )
         if self.nodes and self.node_rank >= self.nodes:
-            raise ConfigError(f"config key 'train.node_rank' ({self.node_rank}) must be below 'train.nodes' ({self.nodes})")
+            raise ConfigError(f"config key 'train.node_rank' ({self.node_rank}) must be below 'train.nodes' "
+                              f"({self.nodes})")
 
 @dataclass
 class VLMConfig:
     "The Seemore captioner (`train.task=vlm`): its data, image encoder, projector, decoder and generation."
-    captions: str = ''                 # a CSV with columns b64string_images, caption; empty: the synthetic shapes default
-    on_bad_row: str = field(default='error', metadata={'choices': ('error', 'skip')})   # skip: counted by reason in the manifest
+    # a CSV with columns b64string_images, caption; empty: the synthetic shapes default
+    captions: str = ''
+    # skip: counted by reason in the manifest
+    on_bad_row: str = field(default='error', metadata={'choices': ('error', 'skip')})
     synthetic_dir: str = 'data/vlm'    # where the synthetic CSVs are generated (git-ignored)
     synthetic_images: int = field(default=8000, metadata={'min': 10})   # rows of the synthetic inputs.csv
     novel_images: int = field(default=500, metadata={'min': 1})        # rows of the novel-combinations CSV
@@ -189,50 +227,62 @@ class VLMConfig:
     test_fraction: float = field(default=0.1, metadata={'gt': 0, 'lt': 1})
     image_size: int = field(default=96, metadata={'min': 8})            # images are resized to this square side
     patch_size: int = field(default=16, metadata={'min': 1})
-    stem: str = field(default='patch', metadata={'choices': ('patch', 'conv')})   # patch: one linear patch embedding, as the original; conv: two stride-2 3x3 convolutions first
+    # patch: one linear patch embedding, as the original; conv: two stride-2 3x3 convolutions first
+    stem: str = field(default='patch', metadata={'choices': ('patch', 'conv')})
     encoder_width: int = field(default=512, metadata={'min': 1})
     encoder_layers: int = field(default=3, metadata={'min': 1})
     encoder_heads: int = field(default=8, metadata={'min': 1})
     encoder_mlp: int = field(default=2048, metadata={'min': 1})
     projector_hidden: int = field(default=2048, metadata={'min': 1})    # encoder width -> this -> decoder width, GELU
-    image_tokens: str = field(default='patches', metadata={'choices': ('patches', 'pooled')})   # pooled: one token, as the original
+    # pooled: one token, as the original
+    image_tokens: str = field(default='patches', metadata={'choices': ('patches', 'pooled')})
     decoder_width: int = field(default=128, metadata={'min': 1})
     decoder_layers: int = field(default=8, metadata={'min': 1})
     decoder_heads: int = field(default=8, metadata={'min': 1})
     decoder_mlp: int = field(default=512, metadata={'min': 1})
     dropout: float = field(default=0.1, metadata={'min': 0, 'lt': 1})
     layer_norm_eps: float = field(default=1e-5, metadata={'gt': 0})
-    max_tokens: int = field(default=128, metadata={'min': 3})           # caption tokens incl. BOS and EOS; longer rows are bad rows
+    # caption tokens incl. BOS and EOS; longer rows are bad rows
+    max_tokens: int = field(default=128, metadata={'min': 3})
     temperature: float = field(default=1.0, metadata={'gt': 0})         # for sampled captions (greedy ignores it)
     top_k: int = field(default=0, metadata={'min': 0})                  # 0: sample from every token
     eval_batch_size: int = field(default=256, metadata={'min': 1})      # greedy captioning in the final evaluation
 
     def validate(self, cfg):
         if self.image_size % self.patch_size:
-            raise ConfigError(f"config key 'vlm.image_size' ({self.image_size}) must be a multiple of 'vlm.patch_size' ({self.patch_size})")
+            raise ConfigError(f"config key 'vlm.image_size' ({self.image_size}) must be a multiple of 'vlm.patch_size' "
+                              f"({self.patch_size})")
         for part in ('encoder', 'decoder'):
             width, heads = getattr(self, f'{part}_width'), getattr(self, f'{part}_heads')
-            if width % heads: raise ConfigError(f"config key 'vlm.{part}_width' ({width}) must be a multiple of 'vlm.{part}_heads' ({heads})")
+            if width % heads:
+                raise ConfigError(f"config key 'vlm.{part}_width' ({width}) must be a multiple of 'vlm.{part}_heads' "
+                                  f"({heads})")
         if self.val_fraction + self.test_fraction >= 1:
-            raise ConfigError(f"config keys 'vlm.val_fraction' + 'vlm.test_fraction' ({self.val_fraction} + {self.test_fraction}) must be below 1 "
-                              'so that some rows are left to train on')
+            raise ConfigError(f"config keys 'vlm.val_fraction' + 'vlm.test_fraction' ({self.val_fraction} + "
+                              f"{self.test_fraction}) must be below 1 " 'so that some rows are left to train on')
 
 @dataclass
 class BaselinesConfig:
-    "The baselines beside the ViT (majority, logistic, ARIMA, multi-output regression), their intervals and the backtest."
-    block_length: int = field(default=20, metadata=_at_least(1))         # trading days per block of the moving-block bootstrap over dates
+    """The baselines beside the ViT (majority, logistic, ARIMA, multi-output regression), their intervals and the
+    backtest."""
+    # trading days per block of the moving-block bootstrap over dates
+    block_length: int = field(default=20, metadata=_at_least(1))
     bootstrap_samples: int = field(default=1000, metadata=_at_least(10))  # bootstrap resamples per interval
     confidence: float = field(default=0.95, metadata=FRACTION)            # interval coverage
     seed: int = field(default=0, metadata=_at_least(0))                   # bootstrap and model seeds
-    logistic_c: float = field(default=1.0, metadata=POSITIVE)             # inverse L2 strength of the logistic regression
+    # inverse L2 strength of the logistic regression
+    logistic_c: float = field(default=1.0, metadata=POSITIVE)
     ridge_alpha: float = field(default=1.0, metadata={'min': 0})          # L2 strength of the multi-output regression
-    arima_p: list[int] = field(default_factory=lambda: [0, 1, 2], metadata=_at_least(0))   # AR orders tried (AIC on training returns)
+    # AR orders tried (AIC on training returns)
+    arima_p: list[int] = field(default_factory=lambda: [0, 1, 2], metadata=_at_least(0))
     arima_q: list[int] = field(default_factory=lambda: [0, 1], metadata=_at_least(0))      # MA orders tried
-    down: str = field(default='flat', metadata={'choices': ('flat', 'short')})   # backtest position when a model says down
+    # backtest position when a model says down
+    down: str = field(default='flat', metadata={'choices': ('flat', 'short')})
 
     def validate(self, cfg):
         if not self.arima_p or not self.arima_q:
-            raise ConfigError("config keys 'baselines.arima_p' and 'baselines.arima_q' must each name at least one order, e.g. baselines.arima_p=[0,1]")
+            raise ConfigError("config keys 'baselines.arima_p' and 'baselines.arima_q' must each name at least one "
+                              "order, e.g. baselines.arima_p=[0,1]")
 
 @dataclass
 class Config:
@@ -314,7 +364,8 @@ def validate_config(cfg) -> None:
         if dataclasses.is_dataclass(section) and hasattr(section, 'validate'): section.validate(cfg)
 
 # %% ../nbs/01_config.ipynb #456dd456
-PACKAGE_DIR = Path(importlib.util.find_spec('seemore_nb').origin).parent   # the installed seemore_nb/ (also from a notebook)
+# the installed seemore_nb/ (also from a notebook)
+PACKAGE_DIR = Path(importlib.util.find_spec('seemore_nb').origin).parent
 def module_path(name: str) -> Path:
     "The source file of `seemore_nb.<name>` (dotted, e.g. 'data.store')."
     return PACKAGE_DIR.joinpath(*name.split('.')).with_suffix('.py')
@@ -330,11 +381,14 @@ def _read_profile(profile: str) -> dict:
     if path.suffix not in ('.yaml', '.yml'):
         path = PROFILES_DIR/f'{profile}.yaml'
         if not path.exists():
-            raise ConfigError(f"unknown config profile '{profile}'. Valid profiles: {', '.join(profile_names())}, or a path to a .yaml file")
+            raise ConfigError(f"unknown config profile '{profile}'. Valid profiles: {', '.join(profile_names())}, or a "
+                              "path to a .yaml file")
     if not path.exists(): raise ConfigError(f"config file {path} does not exist")
     try: raw = read_yaml(path.read_text())
     except (yaml.YAMLError, ValueError) as e: raise ConfigError(f"config file {path} is not valid YAML: {e}") from None
-    if raw is None: raise ConfigError(f"config file {path} is empty: give at least 'profile: NAME', or use a packaged profile ({', '.join(profile_names())})")
+    if raw is None:
+        raise ConfigError(f"config file {path} is empty: give at least 'profile: NAME', or use a packaged profile "
+                          f"({', '.join(profile_names())})")
     if not isinstance(raw, dict): raise ConfigError(f"config file {path} must hold a mapping of sections")
     return raw
 
@@ -350,7 +404,8 @@ def parse_override(text: str) -> dict:
     if not sep or not key.strip():
         raise ConfigError(f"override {text!r} is not of the form section.key=value")
     try: value = read_yaml(value) if value.strip() else ''
-    except (yaml.YAMLError, ValueError): pass          # kept as text; the field's check names the key (e.g. an impossible date)
+    # kept as text; the field's check names the key (e.g. an impossible date)
+    except (yaml.YAMLError, ValueError): pass
     out = value
     for part in reversed(key.strip().split('.')): out = {part: out}
     return out
@@ -363,7 +418,8 @@ def _build_with(raw: dict, overrides) -> Config:
 
 def load_config(profile: str = 'cpu', overrides=()) -> Config:
     "The config of the profile `profile` (a packaged name or a YAML path) with `overrides` applied."
-    return _build_with(_merge(dataclasses.asdict(Config(profile=Path(profile).stem)), _read_profile(profile)), overrides)
+    return _build_with(_merge(dataclasses.asdict(Config(profile=Path(profile).stem)), _read_profile(profile)),
+                       overrides)
 
 def with_overrides(cfg: Config, overrides) -> Config:
     "A copy of `cfg` with `overrides` applied, checked like any other."
@@ -388,7 +444,8 @@ def config_hash(cfg: Config, *sections: str) -> str:
 def add_config_args(parser, default: str = 'cpu'):
     "Add `--config PROFILE` and trailing `section.key=value` overrides to an argparse parser."
     parser.add_argument('--config', default=default, help=f"profile name ({', '.join(profile_names())}) or a YAML path")
-    parser.add_argument('overrides', nargs='*', metavar='KEY=VALUE', help='dotted config overrides, e.g. train.epochs=3')
+    parser.add_argument('overrides', nargs='*', metavar='KEY=VALUE',
+                        help='dotted config overrides, e.g. train.epochs=3')
     parser.add_argument('--debug', action='store_true', help='show the full traceback of an error')
     return parser
 

@@ -37,7 +37,8 @@ def evaluate_run(folder) -> dict:
 def vlm_evaluation(folder) -> dict:
     "The scores a VLM run wrote (evaluation.json)."
     path = Path(folder)/'evaluation.json'
-    if not path.exists(): raise FileNotFoundError(f'{path}: missing; run evaluate_run({str(folder)!r}) or train the run to the end')
+    if not path.exists():
+        raise FileNotFoundError(f'{path}: missing; run evaluate_run({str(folder)!r}) or train the run to the end')
     return json.loads(path.read_text())
 
 # %% ../../nbs/63_report.vlm.ipynb #175053b5
@@ -52,7 +53,8 @@ def vlm_throughput(run) -> dict:
 
 # %% ../../nbs/63_report.vlm.ipynb #04ebfdff
 def vlm_footer(config: dict, what: str = '') -> str:
-    "The figure footer of a VLM run's config (a dict): profile, the captions it learned from, devices, samples per step."
+    """The figure footer of a VLM run's config (a dict): profile, the captions it learned from, devices, samples per
+    step."""
     v = config['vlm']
     data = v['captions'] or f"synthetic shapes ({v['synthetic_images']} images, {v['image_size']} px, stem {v['stem']})"
     return run_footer({**config, 'data': {**config['data'], 'source': data}}, what)
@@ -62,11 +64,15 @@ def plot_vlm_loss(run, path=None):
     import matplotlib.pyplot as plt
     t = run.timing[(run.timing.phase == 'train') & (run.timing['rank'] == 0)].sort_values('global_step')
     fig, ax = plt.subplots(figsize=(8, 4))
-    ax.plot(t.global_step + 1, t['loss'], lw=0.5, alpha=0.45, color='tab:blue', label='training loss, each step (rank 0)')
-    ax.plot(t.global_step + 1, t['loss'].rolling(20, min_periods=1).mean(), color='tab:blue', label='training loss, 20-step mean')
+    ax.plot(t.global_step + 1, t['loss'], lw=0.5, alpha=0.45, color='tab:blue',
+            label='training loss, each step (rank 0)')
+    ax.plot(t.global_step + 1, t['loss'].rolling(20, min_periods=1).mean(), color='tab:blue',
+            label='training loss, 20-step mean')
     ends = t.groupby('epoch').global_step.max() + 1
-    ax.plot(ends.to_numpy(), run.metrics.val_loss.to_numpy()[:len(ends)], 'o-', color='tab:orange', label='validation loss, each epoch')
-    ax.set(yscale='log', xlabel='optimizer step', ylabel='next-character cross-entropy', title=f'Seemore VLM: loss ({run.folder.name})')
+    ax.plot(ends.to_numpy(), run.metrics.val_loss.to_numpy()[:len(ends)], 'o-', color='tab:orange',
+            label='validation loss, each epoch')
+    ax.set(yscale='log', xlabel='optimizer step', ylabel='next-character cross-entropy',
+           title=f'Seemore VLM: loss ({run.folder.name})')
     ax.grid(alpha=.3, which='both'); ax.legend(fontsize=8)
     fig.tight_layout()
     if path is not None: save_figure(fig, path)
@@ -81,18 +87,22 @@ def plot_vlm_timing(run, path=None):
     fig, (ax_p, ax_t) = plt.subplots(1, 2, figsize=(11, 4), sharex=True)
     for ax, phases in ((ax_p, ('forward', 'backward')), (ax_t, ('total',))):
         for phase in phases:
-            ax.plot(t.global_step + 1, t[phase] * 1000, lw=0.6, label=f'{phase} (mean after warm-up {after[phase].mean() * 1000:.1f} ms)')
+            ax.plot(t.global_step + 1, t[phase] * 1000, lw=0.6,
+                    label=f'{phase} (mean after warm-up {after[phase].mean() * 1000:.1f} ms)')
         if warm and (t.epoch < warm).any():
-            ax.axvspan(0.5, t[t.epoch < warm].global_step.max() + 1.5, color='grey', alpha=0.15, label=f'warm-up ({warm} epoch{"s" * (warm > 1)})')
+            ax.axvspan(0.5, t[t.epoch < warm].global_step.max() + 1.5, color='grey', alpha=0.15,
+                       label=f'warm-up ({warm} epoch{"s" * (warm > 1)})')
         ax.set(xlabel='training iteration', ylabel='ms (synchronized)'); ax.grid(alpha=.3); ax.legend(fontsize=8)
-    ax_p.set_title('Forward and backward per iteration'); ax_t.set_title('Whole iteration (data wait to optimizer step)')
+    ax_p.set_title('Forward and backward per iteration'); ax_t.set_title('Whole iteration (data wait to optimizer '
+                                                                         'step)')
     fig.tight_layout()
     if path is not None: save_figure(fig, path)
     return fig
 
 def _marks(truth: str, greedy: str) -> str:
     "A '^' under each character of `greedy` that differs from `truth` at that position (and under missing ones)."
-    return ''.join(' ' if i < len(truth) and i < len(greedy) and truth[i] == greedy[i] else '^' for i in range(max(len(truth), len(greedy))))
+    return ''.join(' ' if i < len(truth) and i < len(greedy) and truth[i] == greedy[i] else '^'
+                   for i in range(max(len(truth), len(greedy))))
 
 def plot_vlm_samples(folder, path=None, n: int = 8):
     "Test images of a finished VLM run with their true and greedy captions, wrong characters marked."
@@ -105,15 +115,19 @@ def plot_vlm_samples(folder, path=None, n: int = 8):
     pick = pd.concat([wrong.head(n // 2), right.head(n - min(len(wrong), n // 2))]).head(n)
     images = VLMTask(cfg).sets()['main'].images
     cols = 2
-    fig, axes = plt.subplots((len(pick) + cols - 1) // cols, cols, figsize=(13, 1.9 * ((len(pick) + cols - 1) // cols)), squeeze=False)
+    fig, axes = plt.subplots((len(pick) + cols - 1) // cols, cols, figsize=(13, 1.9 * ((len(pick) + cols - 1) // cols)),
+                             squeeze=False)
     for ax, (_, r) in zip(axes.flat, pick.iterrows()):
         ax.imshow(images[r['row']].transpose(1, 2, 0), extent=(0, 1, 0, 1)); ax.set_xlim(0, 6.2); ax.axis('off')
         ok = r.truth == r.greedy
-        lines = [f'true   {r.truth}', f'greedy {r.greedy}', '       ' + ('exact match' if ok else _marks(r.truth, r.greedy).rstrip())]
-        ax.text(1.1, 0.5, '\n'.join(lines), family='monospace', fontsize=6.5, va='center', color='black' if ok else 'firebrick')
+        lines = [f'true   {r.truth}', f'greedy {r.greedy}',
+                 '       ' + ('exact match' if ok else _marks(r.truth, r.greedy).rstrip())]
+        ax.text(1.1, 0.5, '\n'.join(lines), family='monospace', fontsize=6.5, va='center',
+                color='black' if ok else 'firebrick')
     for ax in list(axes.flat)[len(pick):]: ax.axis('off')
     ev = vlm_evaluation(folder)
-    fig.suptitle(f"Seemore VLM, test images: greedy exact match {ev['test']['exact_match']:.1%}, character error rate {ev['test']['cer']:.2%}", fontsize=10)
+    fig.suptitle(f"Seemore VLM, test images: greedy exact match {ev['test']['exact_match']:.1%}, character error rate "
+                 f"{ev['test']['cer']:.2%}", fontsize=10)
     fig.tight_layout()
     if path is not None: save_figure(fig, path)
     return fig

@@ -50,7 +50,8 @@ class ViT(nn.Module):
                  layer_norm_eps=1e-12, dropout=0.0, classes=2, input='palette'):
         super().__init__()
         if image_size % patch_size:
-            raise ValueError(f'spectrogram.image_size ({image_size}) must be divisible by model.patch_size ({patch_size})')
+            raise ValueError(f'spectrogram.image_size ({image_size}) must be divisible by model.patch_size '
+                             f'({patch_size})')
         if input not in INPUT_FORMS: raise ValueError(f'model.input {input!r}: valid forms {", ".join(INPUT_FORMS)}')
         if input == 'palette' and channels % 3:
             raise ValueError(f'model.channels ({channels}) must be 3 per series for model.input=palette')
@@ -58,7 +59,8 @@ class ViT(nn.Module):
         self.input_channels = channels // 3 if input == 'palette' else channels
         self.strip_rows = strip_rows(image_size)
         self.register_buffer('palette', torch.from_numpy(palette_table().copy()), persistent=False)     # (512, 3) uint8
-        self.register_buffer('jet', self.palette[JET_OFFSET:].T.contiguous(), persistent=False)        # (3, 256): one row per colour channel
+        # (3, 256): one row per colour channel
+        self.register_buffer('jet', self.palette[JET_OFFSET:].T.contiguous(), persistent=False)
         n_patches = (image_size // patch_size) ** 2
         self.patch = nn.Conv2d(channels, hidden, patch_size, stride=patch_size)
         self.cls = nn.Parameter(torch.zeros(1, 1, hidden))
@@ -78,15 +80,16 @@ class ViT(nn.Module):
         return out.view(N, 3 * S, H, W)
 
     def stem(self, images):
-        "Pixels (expanded from palette indices when `input` is 'palette') to [0, 1] in the model's dtype, then patch embeddings."
+        """Pixels (expanded from palette indices when `input` is 'palette') to [0, 1] in the model's dtype, then patch
+        embeddings."""
         if self.input == 'palette': images = self.expand(images)
         x = images.to(self.patch.weight.dtype) / 255.0
         return self.patch(x).flatten(2).transpose(1, 2)
 
     def forward(self, images):
         if images.shape[1:] != (self.input_channels, self.image_size, self.image_size):
-            raise ValueError(f'expected {self.input} images (N, {self.input_channels}, {self.image_size}, {self.image_size}), '
-                             f'got {tuple(images.shape)} (model.input={self.input})')
+            raise ValueError(f'expected {self.input} images (N, {self.input_channels}, {self.image_size}, '
+                             f'{self.image_size}), ' f'got {tuple(images.shape)} (model.input={self.input})')
         if self.input == 'palette' and images.dtype != torch.uint8:
             raise ValueError(f'palette indices must be uint8, got {images.dtype}')
         x = self.stem(images)
@@ -110,14 +113,17 @@ def vit_flops(cfg: Config) -> int:
     n = (H // m.patch_size) ** 2
     T = n + 1
     stem = 2 * n * (m.channels * m.patch_size ** 2) * m.hidden
-    per_layer = 2 * T * m.hidden * 3 * m.hidden + 2 * 2 * T * T * m.hidden + 2 * T * m.hidden * m.hidden + 2 * 2 * T * m.hidden * m.mlp
+    per_layer = (2 * T * m.hidden * 3 * m.hidden
+                 + 2 * 2 * T * T * m.hidden
+                 + 2 * T * m.hidden * m.hidden
+                 + 2 * 2 * T * m.hidden * m.mlp)
     return stem + m.layers * per_layer + 2 * m.hidden * m.classes
 
 def summary_text(title: str, cfg: Config, parts: dict, total: int, cls_position: int) -> str:
     "The ViT summary both frameworks print: sizes, `parts` {name: parameters}, the total, forward GFLOPs per sample."
     m = cfg.model
-    lines = [f'{title}: image {cfg.spectrogram.image_size}, patch {m.patch_size}, {m.channels} channels, hidden {m.hidden}, '
-             f'{m.layers} layers, {m.heads} heads, MLP {m.mlp}, {m.classes} classes']
+    lines = [f'{title}: image {cfg.spectrogram.image_size}, patch {m.patch_size}, {m.channels} channels, hidden '
+             f'{m.hidden}, ' f'{m.layers} layers, {m.heads} heads, MLP {m.mlp}, {m.classes} classes']
     lines += [f'  {name:16s} {n:>12,d} parameters' for name, n in parts.items()]
     lines += [f'  {"total":16s} {total:>12,d} parameters (incl. cls + position {cls_position:,d})',
               f'  forward {vit_flops(cfg) / 1e9:.3f} GFLOPs per sample']
@@ -125,6 +131,7 @@ def summary_text(title: str, cfg: Config, parts: dict, total: int, cls_position:
 
 def summary(model: ViT, cfg: Config) -> str:
     "A short text summary: sizes, parameters per part, forward GFLOPs per sample."
-    parts = {'patch embedding': model.patch, 'blocks': model.blocks, 'norm + head': nn.ModuleList([model.norm, model.head])}
+    parts = {'patch embedding': model.patch, 'blocks': model.blocks,
+             'norm + head': nn.ModuleList([model.norm, model.head])}
     return summary_text('ViT', cfg, {name: parameter_count(mod) for name, mod in parts.items()}, parameter_count(model),
                         model.cls.numel() + model.pos.numel())
