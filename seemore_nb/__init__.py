@@ -5,15 +5,18 @@ a module imports only modules of lower numbers:
 
 - 0x basics
   - `core`: the project root, atomic writes, one-line errors, children that die with their parent
-  - `config`: typed config from YAML profiles, dotted overrides, the task registry
+  - `schema`: the config's sections as typed dataclasses with their bounds, the task registry
+  - `config`: a config from YAML profiles and dotted overrides, strictly checked, saved and hashed
   - `style`: one figure style and footer
 - 1x `data`: prices to samples
-  - `data.prices`: daily prices from the sample, yfinance or CSV
+  - `data.sources`: validated daily prices from a CSV file or yfinance and its cache
+  - `data.prices`: the study's prices from the sample, yfinance or CSV, the context series, the calendar
   - `data.windows`: 80-day windows, labels, the chronological split
   - `data.spectrogram`: one window as a Morlet-CWT picture
   - `data.palette`: one byte per pixel
   - `data.store_files`: the store's key and folder housekeeping
-  - `data.store`: the spectrogram store, its PyTorch datasets, the gallery and `seemore_store`
+  - `data.store`: the spectrogram store, the gallery and `seemore_store`
+  - `data.loaders`: the PyTorch datasets over a store, and the per-file mode
 - 2x `engine`: the PyTorch training engine, which knows no task
   - `engine.runs`: the run folder, its lock, resume checks, `load_run`
   - `engine.distributed`: devices, DDP, collectives, one rank's batches
@@ -26,6 +29,7 @@ a module imports only modules of lower numbers:
   - `study.vit`: the ViT
   - `study.evaluation`: test predictions, bootstrap intervals, the backtest
   - `study.classifier`: the classifier task
+  - `study.baselines`: majority, logistic, ARIMA and multi-output regression
 - 4x `tf`: the TensorFlow engine
   - `tf.vit`: the Keras ViT
   - `tf.data`: the tf.data input
@@ -39,7 +43,7 @@ a module imports only modules of lower numbers:
   - `report.figures`: the grid's timing figures
   - `report.grid`: the grid of runs and stages
   - `report.vlm`: the VLM's figures
-  - `report.baselines`: the baselines stage and its figures
+  - `report.baselines`: the baselines' run folder, tables, figures and stage
   - `report.results`: RESULTS.md
   - `report.reproduce`: `seemore_reproduce`
 - 7x `tools`

@@ -10,7 +10,6 @@ import importlib.util
 import os
 import signal
 import re
-import sys
 import tempfile
 from pathlib import Path
 

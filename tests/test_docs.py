@@ -24,7 +24,7 @@ def test_readme_gives_the_two_commands_and_ci_calls_the_test_one():
 def _site(smoke, out, *extra):
     import subprocess
     docs = Path(sys.executable).parent/'seemore_docs'
-    return subprocess.run([str(docs), '--config', 'smoke', *smoke.overrides, '--only', '10_data.prices,10_prices_overview',
+    return subprocess.run([str(docs), '--config', 'smoke', *smoke.overrides, '--only', '11_data.prices,10_prices_overview',
                            '--out', str(out), *extra], capture_output=True, text=True, timeout=600, cwd=ROOT)
 
 
@@ -34,16 +34,16 @@ def test_the_site_builds_offline_with_figures_tables_and_resolving_links(smoke, 
     out = tmp_path/'site'
     proc = _site(smoke, out)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
-    pages = {p: (out/p).read_text() for p in ('index.html', '10_data.prices.html', 'paper/10_prices_overview.html')}
-    for name in ('10_data.prices.html', 'paper/10_prices_overview.html'):
+    pages = {p: (out/p).read_text() for p in ('index.html', '11_data.prices.html', 'paper/10_prices_overview.html')}
+    for name in ('11_data.prices.html', 'paper/10_prices_overview.html'):
         html = pages[name]
         images = re.findall(r'<img[^>]+src="([^"]+)"', html)
         assert any((out/Path(name).parent/src).read_bytes()[:8] == b'\x89PNG\r\n\x1a\n' for src in images), name   # a rendered figure
         assert '<table' in html, name                                                                            # a rendered table
     text = {p: re.sub(r'<[^>]+>', '', html) for p, html in pages.items()}             # what a reader sees (highlighting splits code)
     assert '<table' in pages['index.html'] and 'make reproduce' in text['index.html']       # the landing page is index.ipynb
-    assert 'def load_study_prices(cfg' in text['10_data.prices.html']                           # the API under its definition
-    assert 'href="10_data.prices.html"' in pages['index.html']                                   # the navigation
+    assert 'def load_study_prices(cfg' in text['11_data.prices.html']                           # the API under its definition
+    assert 'href="11_data.prices.html"' in pages['index.html']                                   # the navigation
     assert check_site(out) == []                                                            # links resolve, nothing remote
     again = _site(smoke, out)                                                                # a second build executes nothing
     assert again.returncode == 0 and '0 to execute' in again.stdout, again.stdout + again.stderr[-2000:]

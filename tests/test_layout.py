@@ -120,3 +120,22 @@ def test_unknown_task_is_one_line_listing_the_registered(tmp_path):
                        capture_output=True, text=True)
     assert r.returncode != 0 and 'classifier' in r.stderr and 'vlm' in r.stderr and 'toy' in r.stderr
     assert 'Traceback' not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def long_lines(path: Path) -> list[str]:
+    "The lines over 120 characters of an exported module, but the first line of nbdev's generated `__all__`."
+    return [f'{path.name}:{i}' for i, line in enumerate(path.read_text().splitlines(), 1)
+            if len(line) > 120 and not line.startswith('__all__ = [')]
+
+
+def test_modules_are_short_and_their_lines_fit():
+    "No exported module over 400 lines, no line over 120 characters (nbdev wraps `__all__` at 120 before its prefix)."
+    modules = [p for p in (ROOT/'seemore_nb').rglob('*.py') if p.name not in ('_modidx.py', '__init__.py')]
+    assert len(modules) > 30
+    assert not [p.name for p in modules if len(p.read_text().splitlines()) > 400]
+    assert not [line for p in modules for line in long_lines(p)]
+
+
+def test_the_line_check_catches_a_long_line(tmp_path):
+    (tmp_path/'m.py').write_text('__all__ = [' + "'x', " * 40 + ']\nok = 1\n' + 'y = ' + '1 + ' * 40 + '1\n')
+    assert long_lines(tmp_path/'m.py') == ['m.py:3']

@@ -1,5 +1,4 @@
 """Price sources at their boundaries: yfinance-shaped frames, the cache, no network, bad CSV files."""
-import os
 import signal
 import subprocess
 import sys
@@ -12,6 +11,7 @@ import pandas as pd
 import pytest
 
 from seemore_nb.data import prices as P
+from seemore_nb.data import sources as S
 from seemore_nb.config import load_config
 
 SCRIPT = Path(sys.executable).parent/'seemore_prices'
@@ -38,8 +38,8 @@ def fake_yahoo(monkeypatch):
     def download(ticker, start, end, auto_adjust=False):
         asked.append(ticker)
         return yf17_frame(ticker, auto_adjust), ''
-    monkeypatch.setattr(P, 'probe_network', lambda *a, **k: True)
-    monkeypatch.setattr(P, '_yf_download', download)
+    monkeypatch.setattr(S, 'probe_network', lambda *a, **k: True)
+    monkeypatch.setattr(S, '_yf_download', download)
     return asked
 
 
@@ -47,8 +47,8 @@ def fake_yahoo(monkeypatch):
 def test_yfinance_17_frames_become_tidy(auto_adjust):
     raw = yf17_frame('MSFT', auto_adjust)
     assert raw.columns.names == ['Price', 'Ticker']
-    tidy = P.from_yfinance_frame(raw, 'MSFT')
-    assert list(tidy.columns) == list(P.PRICE_COLUMNS) and tidy.index.name == 'date'
+    tidy = S.from_yfinance_frame(raw, 'MSFT')
+    assert list(tidy.columns) == list(S.PRICE_COLUMNS) and tidy.index.name == 'date'
     assert tidy.attrs['auto_adjusted'] is auto_adjust
     expected_adj = raw[('Close', 'MSFT')] if auto_adjust else raw[('Adj Close', 'MSFT')]
     np.testing.assert_array_equal(tidy['adj_close'].to_numpy(), expected_adj.to_numpy())
@@ -68,16 +68,16 @@ def test_cache_round_trip_downloads_once(tmp_path, fake_yahoo):
 
 
 def test_empty_download_names_the_ticker(tmp_path, monkeypatch):
-    monkeypatch.setattr(P, 'probe_network', lambda *a, **k: True)
-    monkeypatch.setattr(P, '_yf_download', lambda t, s, e: (pd.DataFrame(), f"['{t}']: possibly delisted; no price data found"))
-    with pytest.raises(P.EmptyDownloadError, match=r'yfinance returned no rows for NOPE .*possibly delisted'):
+    monkeypatch.setattr(S, 'probe_network', lambda *a, **k: True)
+    monkeypatch.setattr(S, '_yf_download', lambda t, s, e: (pd.DataFrame(), f"['{t}']: possibly delisted; no price data found"))
+    with pytest.raises(S.EmptyDownloadError, match=r'yfinance returned no rows for NOPE .*possibly delisted'):
         P.load_prices('NOPE', '2024-03-01', '2024-03-07', source='yfinance', cache_dir=tmp_path)
     assert not list(tmp_path.iterdir())                       # nothing cached for a failure
 
 
 def test_offline_fails_fast_and_points_to_cache_and_sample(tmp_path, no_network):
     start = time.perf_counter()
-    with pytest.raises(P.OfflineError) as err:
+    with pytest.raises(S.OfflineError) as err:
         P.load_prices(['AAPL', 'MSFT'], '2024-03-01', '2024-03-07', source='yfinance', cache_dir=tmp_path)
     assert time.perf_counter() - start < 5
     msg = str(err.value)
@@ -86,11 +86,11 @@ def test_offline_fails_fast_and_points_to_cache_and_sample(tmp_path, no_network)
 
 def test_offline_serves_what_is_cached(tmp_path, fake_yahoo, monkeypatch):
     online = P.load_prices(['AAPL'], '2024-03-01', '2024-03-07', source='yfinance', cache_dir=tmp_path)
-    monkeypatch.setattr(P, 'probe_network', lambda *a, **k: False)
+    monkeypatch.setattr(S, 'probe_network', lambda *a, **k: False)
     with pytest.warns(UserWarning, match='no network: serving AAPL from the cache'):
         offline = P.load_prices(['AAPL'], '2024-03-01', '2024-03-07', source='yfinance', cache_dir=tmp_path)
     pd.testing.assert_frame_equal(online['AAPL'], offline['AAPL'], check_freq=False)
-    with pytest.raises(P.OfflineError, match='cannot download IBM.*Cached tickers in .*: AAPL'):
+    with pytest.raises(S.OfflineError, match='cannot download IBM.*Cached tickers in .*: AAPL'):
         P.load_prices(['AAPL', 'IBM'], '2024-03-01', '2024-03-07', source='yfinance', cache_dir=tmp_path)
 
 
@@ -100,7 +100,7 @@ def test_probe_gives_up_on_a_silent_server_within_its_timeout():
     with socket.socket() as silent:
         silent.bind(('127.0.0.1', 0)); silent.listen(1)
         start = time.perf_counter()
-        assert P.probe_network(f'https://127.0.0.1:{silent.getsockname()[1]}/', timeout=1.0) is False
+        assert S.probe_network(f'https://127.0.0.1:{silent.getsockname()[1]}/', timeout=1.0) is False
         assert time.perf_counter() - start < 2
 
 
@@ -109,7 +109,7 @@ def test_probe_counts_any_http_answer_as_online():
     server = http.server.HTTPServer(('127.0.0.1', 0), http.server.BaseHTTPRequestHandler)   # answers 501 to HEAD
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        assert P.probe_network(f'http://127.0.0.1:{server.server_address[1]}/', timeout=2.0) is True
+        assert S.probe_network(f'http://127.0.0.1:{server.server_address[1]}/', timeout=2.0) is True
     finally:
         server.shutdown()
 
@@ -142,21 +142,21 @@ def test_interrupted_cache_write_keeps_the_previous_file(tmp_path, fake_yahoo):
             f.write(b'PAR1 half a parquet file'); f.flush()
             os.kill(os.getpid(), signal.SIGKILL)
         pd.DataFrame.to_parquet = half_then_die
-        frame = P.read_cache({str(tmp_path)!r}, 'AAPL')
-        P.write_cache(frame * 2, {str(tmp_path)!r}, 'AAPL', '2024-01-01', '2024-12-31')
+        frame = S.read_cache({str(tmp_path)!r}, 'AAPL')
+        S.write_cache(frame * 2, {str(tmp_path)!r}, 'AAPL', '2024-01-01', '2024-12-31')
     """)
     proc = subprocess.run([sys.executable, '-c', code], capture_output=True, timeout=60)
     assert proc.returncode == -signal.SIGKILL
     assert (tmp_path/'AAPL.parquet').read_bytes() == before
-    assert P.read_cache(tmp_path, 'AAPL')['close'].iloc[0] == 100.5
+    assert S.read_cache(tmp_path, 'AAPL')['close'].iloc[0] == 100.5
 
 
 def test_rate_limit_retries_with_backoff(monkeypatch):
     answers = iter([(pd.DataFrame(), "['X']: YFRateLimitError('Too Many Requests. Rate limited. Try after a while.')")] * 2
                    + [(yf17_frame('X', False), '')])
-    monkeypatch.setattr(P, '_yf_download', lambda t, s, e: next(answers))
+    monkeypatch.setattr(S, '_yf_download', lambda t, s, e: next(answers))
     naps = []
-    frame = P.download_yfinance('X', '2024-03-01', '2024-03-07', backoff=0.5, sleep=naps.append)
+    frame = S.download_yfinance('X', '2024-03-01', '2024-03-07', backoff=0.5, sleep=naps.append)
     assert len(frame) == 5 and naps == [0.5, 1.0]
 
 
@@ -180,7 +180,7 @@ def _csv_folder(tmp_path, text, name='AAA'):
 ])
 def test_bad_csv_names_file_and_line(tmp_path, text, message):
     folder = _csv_folder(tmp_path, text)
-    with pytest.raises(P.PriceDataError, match=message):
+    with pytest.raises(S.PriceDataError, match=message):
         P.load_prices('AAA', source='csv', folder=folder)
 
 
@@ -202,7 +202,7 @@ def test_sample_source_is_real_and_long_enough():
 
 
 def test_gaps_against_the_calendar_are_reported(tmp_path):
-    sample = P.read_price_csv(Path(P.resolve_path('data/sample'))/'IBM.csv')
+    sample = S.read_price_csv(Path(P.resolve_path('data/sample'))/'IBM.csv')
     holey = sample.loc['2010-01-01':'2010-12-31'].drop(pd.Timestamp('2010-06-15'))
     holey.reset_index().rename(columns={'date': 'Date', 'adj_close': 'Adj Close', 'open': 'Open', 'high': 'High', 'low': 'Low',
                                         'close': 'Close', 'volume': 'Volume'}).to_csv(tmp_path/'IBM.csv', index=False)
@@ -216,8 +216,8 @@ def test_gaps_against_the_calendar_are_reported(tmp_path):
 
 def test_offline_partial_cache_is_refused_unless_allowed(tmp_path, fake_yahoo, monkeypatch):
     P.load_prices(['AAPL'], '2024-03-01', '2024-03-07', source='yfinance', cache_dir=tmp_path)     # cached for March 1-7
-    monkeypatch.setattr(P, 'probe_network', lambda *a, **k: False)
-    with pytest.raises(P.OfflineError, match=r'covers less than the 2024-01-01\.\.2024-03-07 asked for: AAPL holds '
+    monkeypatch.setattr(S, 'probe_network', lambda *a, **k: False)
+    with pytest.raises(S.OfflineError, match=r'covers less than the 2024-01-01\.\.2024-03-07 asked for: AAPL holds '
                                              r'2024-03-01\.\.2024-03-07 \(downloaded for 2024-03-01\.\.2024-03-07\).*data.allow_partial=true'):
         P.load_prices(['AAPL'], '2024-01-01', '2024-03-07', source='yfinance', cache_dir=tmp_path)
     with pytest.warns(UserWarning, match='cover less than'):
@@ -227,7 +227,7 @@ def test_offline_partial_cache_is_refused_unless_allowed(tmp_path, fake_yahoo, m
 
 def test_semicolon_csv_is_reported_as_a_delimiter_problem(tmp_path):
     folder = _csv_folder(tmp_path, WELL_FORMED.replace(',', ';'))
-    with pytest.raises(P.PriceDataError, match=r"AAA.csv: the columns are separated by ';', not commas"):
+    with pytest.raises(S.PriceDataError, match=r"AAA.csv: the columns are separated by ';', not commas"):
         P.load_prices('AAA', source='csv', folder=folder)
 
 
@@ -242,5 +242,5 @@ def test_sample_vix_without_volume_loads_and_gspc_can_be_a_ticker():
     assert 'adj_close' in vix.columns and 'volume' not in vix.columns and len(vix) > 1000
     study = P.load_study_prices(load_config('smoke', ['data.tickers=[AAPL,MSFT,^GSPC]']))
     assert list(study.prices) == ['AAPL', 'MSFT', '^GSPC']                  # nothing the user asked for is dropped
-    with pytest.raises(P.PriceDataError, match=r'\^VIX: no Volume column'):
+    with pytest.raises(S.PriceDataError, match=r'\^VIX: no Volume column'):
         P.load_study_prices(load_config('smoke', ['data.tickers=[^VIX]', 'data.start=2014-06-01', 'data.end=2015-06-01']))

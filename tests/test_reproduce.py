@@ -13,15 +13,7 @@ from conftest import ROOT, SCRIPT, committed_figures, reproduce    # the session
 FIGURES = ['prices_overview', 'spectrogram_gallery', 'classifier_curves', 'timing_breakdown', 'fig01_total_time',
            'fig02_pytorch_vs_tensorflow', 'fig03_throughput', 'fig04_scaling_efficiency', 'fig05_epoch_time',
            'fig06_iteration_breakdown', 'fig07_loaders_breakdown', 'fig08_loaders_total_time', 'fig09_loaders_throughput',
-           'fig10_loaders_efficiency', 'amp_vs_fp32']
-try:
-    import seemore_nb.report.baselines                                   # merged: its stage cell runs and its two figures are drawn
-    FIGURES += ['baselines', 'backtest']
-except ImportError: pass
-try:
-    import seemore_nb.vlm.task                                   # merged: the grid's vlm cell trains and its three figures are drawn
-    FIGURES += ['vlm_loss', 'vlm_timing', 'vlm_samples']
-except ImportError: pass
+           'fig10_loaders_efficiency', 'amp_vs_fp32', 'baselines', 'backtest', 'vlm_loss', 'vlm_timing', 'vlm_samples']
 
 
 def test_smoke_grid_runs_every_template_and_draws_every_figure(smoke):

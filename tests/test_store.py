@@ -10,7 +10,8 @@ import torch
 from seemore_nb.config import load_config
 from seemore_nb.data.palette import from_palette
 from seemore_nb.data.prices import StudyPrices, load_study_prices
-from seemore_nb.data.store import PerFileDataset, StoreDataset, StoreError, build_store, open_store
+from seemore_nb.data.loaders import PerFileDataset, StoreDataset
+from seemore_nb.data.store import StoreError, build_store, open_store
 from seemore_nb.engine.distributed import EpochBatches, make_loader
 from seemore_nb.data.windows import make_windows
 

@@ -1,7 +1,6 @@
 """Store keys that follow the data, old RGB stores rebuilt, no orphans after kill -9, a full disk reported in one line."""
 import errno
 import json
-import os
 import shutil
 import signal
 import subprocess

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import torch
 
 from seemore_nb.config import ConfigError
 from seemore_nb.engine.checkpoints import load_checkpoint

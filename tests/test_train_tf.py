@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from seemore_nb.config import ConfigError, load_config
+from seemore_nb.config import load_config
 
 ENV = os.environ | {'OMP_NUM_THREADS': '1', 'TF_CPP_MIN_LOG_LEVEL': '2', 'PYTHONHASHSEED': '0'}
 for k in ('TF_CONFIG', 'PET_NNODES', 'NODE_RANK', 'PET_NODE_RANK', 'PET_RDZV_ENDPOINT', 'MASTER_ADDR'): ENV.pop(k, None)

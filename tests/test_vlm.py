@@ -15,7 +15,6 @@ import pytest
 import torch
 from PIL import Image
 
-from seemore_nb.config import load_config
 from seemore_nb.engine.checkpoints import load_checkpoint
 from seemore_nb.engine.launch import launch
 from seemore_nb.vlm.data import CaptionDataError, CaptionDataset, CharTokenizer, read_captions, synthetic_rows

@@ -1,1 +1,1 @@
-"Prices to samples: prices, windows, spectrograms, the palette and the spectrogram store."
+"Prices to samples: sources, prices, windows, spectrograms, the palette, the spectrogram store and its loaders."

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 from torch import nn
-from torch.utils.data import BatchSampler, DataLoader, DistributedSampler, Sampler
+from torch.utils.data import DataLoader, DistributedSampler
 
 # %% auto #0
 __all__ = ['DistEnv', 'cpu_threads', 'pick_device', 'setup_distributed', 'teardown_distributed', 'all_reduce_sum', 'barrier',

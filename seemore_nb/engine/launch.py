@@ -17,11 +17,11 @@ from pathlib import Path
 
 import json
 
-from ..config import (Config, SeemoreError, add_config_args, config_from_args, guarded, load_config,
-                               save_config, with_overrides)
+from ..config import (Config, add_config_args, config_from_args, guarded, load_config, save_config,
+                               with_overrides)
 from .distributed import DistEnv, cpu_threads
 from ..core import die_with_parent
-from .machines import check_tf_config, machines, torchrun_node_args
+from .machines import check_tf_config, this_node, torchrun_node_args
 from .runs import RunFolder, RunInterrupted, TrainingError, new_run_id, stopped_message
 from .trainer import task_for, train
 
@@ -115,7 +115,7 @@ def run_torchrun(cfg: Config, config_path: Path):
 # %% ../../nbs/26_engine.launch.ipynb #70cc9cb7
 def tf_worker_env(cfg: Config) -> dict:
     "The environment of a TensorFlow worker process: TF_CONFIG for several machines, none for one."
-    m, env = machines(cfg), dict(os.environ)
+    m, env = this_node(cfg), dict(os.environ)
     env.pop('TF_CONFIG', None)
     if m.nodes > 1:
         env['TF_CONFIG'] = json.dumps({'cluster': {'worker': m.workers},
@@ -125,7 +125,7 @@ def tf_worker_env(cfg: Config) -> dict:
 def launch_tf(cfg: Config, config_path: Path) -> Path:
     "Train `cfg` with the TensorFlow engine in a fresh worker process; the run folder."
     check_tf_config(cfg)
-    m, run = machines(cfg), RunFolder(cfg)
+    m, run = this_node(cfg), RunFolder(cfg)
     if m.is_chief: task_for(cfg).prepare(DistEnv())         # the store, once, before any worker starts
     run.logs.mkdir(parents=True, exist_ok=True)
     log = run.logs/f'tf-node{m.node_rank}.log'
@@ -145,7 +145,7 @@ def launch_tf(cfg: Config, config_path: Path) -> Path:
 
 def launch_node(cfg: Config) -> Path:
     "Start this machine's part of a multi-machine run on a machine other than the chief; the run folder."
-    m, run = machines(cfg), RunFolder(cfg)
+    m, run = this_node(cfg), RunFolder(cfg)
     config_path = save_config(cfg, run.logs/f'node{m.node_rank}-config.yaml')
     if cfg.train.framework == 'tensorflow': return launch_tf(cfg, config_path)
     run_torchrun(cfg, config_path)
@@ -161,7 +161,7 @@ def launch(config: Config | str = 'cpu', overrides=()) -> Path:
     run = RunFolder(cfg)
     print(f'run {cfg.train.run_id} ({run.dir})', flush=True)
     # another machine of a multi-machine run: the chief holds the lock
-    if not machines(cfg).is_chief: return launch_node(cfg)
+    if not this_node(cfg).is_chief: return launch_node(cfg)
     with run.lock():
         run.check_resume()                                     # refuse before anything is written or skipped
         if run.is_finished():
@@ -170,7 +170,7 @@ def launch(config: Config | str = 'cpu', overrides=()) -> Path:
         config_path = run.start()
         # its own process: TF fixes devices at start
         if cfg.train.framework == 'tensorflow': return launch_tf(cfg, config_path)
-        if (cfg.train.devices > 1 or machines(cfg).nodes > 1) and cfg.train.strategy != 'dp':
+        if (cfg.train.devices > 1 or this_node(cfg).nodes > 1) and cfg.train.strategy != 'dp':
             task_for(cfg).prepare(DistEnv())                   # build the store once, before any rank starts
             run_torchrun(cfg, config_path)
             return run.dir

@@ -10,14 +10,14 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..config import Config, ConfigError, save_config
+from ..config import Config, ConfigError
 
 # %% auto #0
-__all__ = ['Machines', 'machines', 'torchrun_node_args', 'tf_unsupported', 'check_tf_config']
+__all__ = ['ThisNode', 'this_node', 'torchrun_node_args', 'tf_unsupported', 'check_tf_config']
 
 # %% ../../nbs/25_engine.machines.ipynb #ea80b670
 @dataclass
-class Machines:
+class ThisNode:
     "Where this process's machine stands in a multi-machine run."
     nodes: int
     node_rank: int
@@ -35,7 +35,7 @@ def _env_int(*names) -> int | None:
                 raise ConfigError(f'environment variable {name}={os.environ[name]!r} is not an integer') from None
     return None
 
-def machines(cfg: Config) -> Machines:
+def this_node(cfg: Config) -> ThisNode:
     "The multi-machine settings of `cfg`, each from its config key or else the standard environment variables."
     t = cfg.train
     try: tfc = json.loads(os.environ.get('TF_CONFIG') or '{}')
@@ -64,12 +64,12 @@ def machines(cfg: Config) -> Machines:
                           'MASTER_ADDR)')
     if nodes > 1 and not t.run_id:
         raise ConfigError('train.run_id must be set for a multi-machine run: every machine writes the same run folder')
-    return Machines(nodes, rank, endpoint, workers)
+    return ThisNode(nodes, rank, endpoint, workers)
 
 # %% ../../nbs/25_engine.machines.ipynb #95ce6861
 def torchrun_node_args(cfg: Config, logs: Path | None = None) -> list[str]:
     "torchrun's arguments that say which machines take part (and, for several, a log folder per machine under `logs`)."
-    m = machines(cfg)
+    m = this_node(cfg)
     if m.nodes == 1: return ['--standalone']
     return [f'--nnodes={m.nodes}', f'--node-rank={m.node_rank}', '--rdzv-backend=c10d',
             f'--rdzv-endpoint={m.rdzv_endpoint}',

@@ -5,7 +5,6 @@
 # %% ../../nbs/20_engine.runs.ipynb #9fc15b1a
 from __future__ import annotations
 
-import errno
 import fcntl
 import json
 import os
@@ -27,7 +26,7 @@ from ..config import (Config, ConfigError, SeemoreError, atomic_write, config_di
 
 # %% auto #0
 __all__ = ['RESUMABLE_CHANGES', 'OTHER_STAGES', 'TIMING_COLUMNS', 'RunError', 'new_run_id', 'run_dir', 'RunLock', 'changed_keys',
-           'refuse_changed', 'RunFolder', 'epoch_row', 'end_epoch', 'Run', 'load_run', 'TrainingError',
+           'refuse_changed', 'RunFolder', 'epoch_row', 'end_epoch', 'FinishedRun', 'load_run', 'TrainingError',
            'newest_checkpoint', 'prune_checkpoints', 'RunInterrupted', 'resume_hint', 'stopped_message', 'GracefulStop']
 
 # %% ../../nbs/20_engine.runs.ipynb #94744c31
@@ -222,7 +221,7 @@ def end_epoch(trainer, train: dict, val: dict, main: bool, scalar=None) -> bool:
 
 # %% ../../nbs/20_engine.runs.ipynb #980cf79d
 @dataclass
-class Run:
+class FinishedRun:
     "A finished training run read back from its folder."
     folder: Path
     config: dict
@@ -236,7 +235,7 @@ class Run:
     @property
     def framework(self) -> str: return self.complete.get('framework', 'pytorch')
 
-def load_run(folder) -> Run:
+def load_run(folder) -> FinishedRun:
     "Read a finished run; a missing file is an error naming it."
     folder = Path(folder)
     needed = ['config.yaml', 'metrics.csv', 'timing.parquet', 'complete.json']
@@ -244,7 +243,7 @@ def load_run(folder) -> Run:
     if missing:
         raise FileNotFoundError(f'{folder}: not a finished run (missing {", ".join(missing)}); make it with '
                                 'seemore_reproduce --only CELL (see --list)')
-    return Run(folder, read_yaml((folder/'config.yaml').read_text()), pd.read_csv(folder/'metrics.csv'),
+    return FinishedRun(folder, read_yaml((folder/'config.yaml').read_text()), pd.read_csv(folder/'metrics.csv'),
                pd.read_parquet(folder/'timing.parquet'), json.loads((folder/'complete.json').read_text()))
 
 class TrainingError(SeemoreError):

@@ -15,22 +15,20 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
-import pandas as pd
 import torch
 from fastcore.basics import patch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import (Config, ConfigError, add_config_args, atomic_write, config_dict, config_from_args,
-                               task_class)
+from ..config import Config, ConfigError, add_config_args, config_dict, config_from_args, task_class
 from .distributed import (DistEnv, EpochBatches, make_loader, all_gather_objects, all_reduce_sum,
                                            barrier, broadcast_object, setup_distributed, teardown_distributed, unwrap,
                                            wrap_model)
 from .checkpoints import load_checkpoint, rng_state, set_rng_state, weights_digest, write_checkpoint
 from .schedule import clip_gradients, set_lr
 from ..core import die_with_parent
-from .runs import (TIMING_COLUMNS, GracefulStop, RunError, RunFolder, RunInterrupted, end_epoch,
-                                    refuse_changed, newest_checkpoint, stopped_message)
+from .runs import (GracefulStop, RunError, RunFolder, RunInterrupted, end_epoch, refuse_changed,
+                                    newest_checkpoint, stopped_message)
 
 
 # %% auto #0
@@ -69,7 +67,7 @@ class ToyTask:
         return loss, {'loss': loss.detach() * len(y), 'count': len(y)}
 
 def task_for(cfg: Config) -> Task:
-    "The task `train.task` names, from the registry (`01_config.TASKS`): the engine imports no task itself."
+    "The task `train.task` names, from the registry (`01_schema.TASKS`): the engine imports no task itself."
     return task_class(cfg.train.task)(cfg)
 
 # %% ../../nbs/24_engine.trainer.ipynb #8b6bbf0a

@@ -5,26 +5,25 @@
 # %% ../../nbs/60_report.analysis.ipynb #d06a2604
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 
-from ..engine.runs import Run, load_run   # the run folder read back; figures import it from here too
+from ..engine.runs import FinishedRun, load_run
 from ..style import COLOURS
+
+_all_ = ['load_run']   # re-exported: the figure templates read runs from here
+
 
 # %% auto #0
 __all__ = ['PHASES', 'after_warmup', 'timing_breakdown', 'throughput', 'scaling', 'epoch_times', 'total_time', 'samples_per_s',
-           'grid_numbers', 'plot_classifier_curves', 'stack_phases', 'plot_timing_breakdown']
+           'grid_numbers', 'plot_classifier_curves', 'stack_phases', 'plot_timing_breakdown', 'load_run']
 
 # %% ../../nbs/60_report.analysis.ipynb #dd3edcb2
 PHASES = ('data_wait', 'to_device', 'forward', 'backward', 'optimizer')
 
 
 # %% ../../nbs/60_report.analysis.ipynb #e0bd59ba
-def after_warmup(run: Run, rows=None):
+def after_warmup(run: FinishedRun, rows=None):
     """The rows of `run` after its warm-up epochs (all of them when the run is not longer than its warm-up): by default
     its training iterations (`timing.parquet`, 0-based `epoch` column); or any such table; or a per-epoch series indexed
     by the 1-based epoch, as `metrics.csv` numbers them. The one warm-up rule of every total, throughput and figure."""
@@ -33,13 +32,13 @@ def after_warmup(run: Run, rows=None):
     keep = epoch0 >= run.config['train']['warmup_epochs']
     return rows[keep] if keep.any() else rows
 
-def _key(run: Run, mixed: bool):
+def _key(run: FinishedRun, mixed: bool):
     "A run's row label: its device count, or '<framework> <devices>' when runs of both engines are compared."
     return f'{run.framework} {run.world_size}' if mixed else run.world_size
 
-def _mixed(runs: list[Run]) -> bool: return len({run.framework for run in runs}) > 1
+def _mixed(runs: list[FinishedRun]) -> bool: return len({run.framework for run in runs}) > 1
 
-def timing_breakdown(runs: list[Run]) -> pd.DataFrame:
+def timing_breakdown(runs: list[FinishedRun]) -> pd.DataFrame:
     """Mean seconds per training iteration and phase, one row per run (indexed by device count, or engine and device
     count)."""
     # a phase that an engine does not separate is NaN in every row and stays NaN here: missing, never zero
@@ -47,12 +46,12 @@ def timing_breakdown(runs: list[Run]) -> pd.DataFrame:
     rows = {_key(run, mixed): after_warmup(run)[list(PHASES) + ['total']].mean() for run in runs}
     return pd.DataFrame(rows).T.rename_axis('run' if mixed else 'devices').sort_index()
 
-def throughput(run: Run) -> pd.Series:
+def throughput(run: FinishedRun) -> pd.Series:
     "Training samples per second of each epoch (all ranks together)."
     m = run.metrics
     return (m.samples / (m.epoch_end - m.epoch_start)).set_axis(m.epoch)
 
-def scaling(runs: list[Run]) -> pd.DataFrame:
+def scaling(runs: list[FinishedRun]) -> pd.DataFrame:
     "Throughput after warm-up, speed-up and scaling efficiency per device count (per engine when both are given)."
     if _mixed(runs):
         parts = {fw: scaling([r for r in runs if r.framework == fw]) for fw in sorted({r.framework for r in runs})}
@@ -68,16 +67,16 @@ def scaling(runs: list[Run]) -> pd.DataFrame:
     return out
 
 # %% ../../nbs/60_report.analysis.ipynb #f183c381
-def epoch_times(run: Run) -> pd.Series:
+def epoch_times(run: FinishedRun) -> pd.Series:
     "Wall seconds of each epoch (training and validation), indexed by epoch (1-based)."
     m = run.metrics
     return (m.epoch_end - m.epoch_start).set_axis(m.epoch)
 
-def total_time(run: Run) -> float:
+def total_time(run: FinishedRun) -> float:
     "Seconds of the epochs after the warm-up (all epochs when the run is not longer than its warm-up)."
     return float(after_warmup(run, epoch_times(run)).sum())
 
-def samples_per_s(run: Run) -> float:
+def samples_per_s(run: FinishedRun) -> float:
     "Median training throughput of the epochs after the warm-up."
     return float(after_warmup(run, throughput(run)).median())
 
@@ -105,7 +104,7 @@ def grid_numbers(cells: pd.DataFrame) -> pd.DataFrame:
     return out
 
 # %% ../../nbs/60_report.analysis.ipynb #262c0cb6
-def plot_classifier_curves(runs: list[Run], path=None, baseline: float | None = None):
+def plot_classifier_curves(runs: list[FinishedRun], path=None, baseline: float | None = None):
     """Train and validation loss and accuracy per epoch, one line style per device count; `baseline`: majority-class
     accuracy."""
     import matplotlib.pyplot as plt
@@ -142,7 +141,7 @@ def stack_phases(ax, x, df: pd.DataFrame, mixed: str = ' (n/a in some runs)') ->
         bottom += np.nan_to_num(vals)
     return bottom
 
-def plot_timing_breakdown(runs: list[Run], path=None):
+def plot_timing_breakdown(runs: list[FinishedRun], path=None):
     """Stacked mean per-iteration phase times per device count (a phase not measured is marked n/a), with throughput and
     E."""
     import matplotlib.pyplot as plt

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .analysis import PHASES, epoch_times, stack_phases
+from .analysis import epoch_times, stack_phases
 from ..style import COLOURS, apply_style
 
 # %% auto #0

@@ -15,8 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..engine.runs import load_run
-from ..config import (TASKS, PACKAGE_DIR, SeemoreError, ConfigError, TrainConfig, config_hash, load_config,
-                               profile_names, read_yaml)
+from ..config import TASKS, PACKAGE_DIR, SeemoreError, config_hash, load_config, profile_names, read_yaml
 
 # %% auto #0
 __all__ = ['GRIDS_DIR', 'COLUMNS', 'KINDS', 'STAGES', 'GridError', 'GridRow', 'grid_path', 'load_grid', 'train_overrides',
@@ -25,7 +24,7 @@ __all__ = ['GRIDS_DIR', 'COLUMNS', 'KINDS', 'STAGES', 'GridError', 'GridRow', 'g
 
 # %% ../../nbs/62_report.grid.ipynb #ab192a2e
 GRIDS_DIR = PACKAGE_DIR/'configs'/'grids'
-COLUMNS = ['name', 'kind', 'needs', 'config', 'task', 'framework', 'devices', 'loader', 'num_workers', 'amp', 'epochs',
+COLUMNS = ['name', 'kind', 'needs', 'profile', 'task', 'framework', 'devices', 'loader', 'num_workers', 'amp', 'epochs',
            'warmup', 'overrides']
 KINDS = ('learning', 'timing', 'stage')
 
@@ -39,7 +38,7 @@ class GridRow:
     name: str
     kind: str
     needs: str = '-'            # tensorflow | vlm | baselines | '-'
-    config: str = '-'           # the row's profile; '-': the grid's
+    profile: str = '-'          # the row's profile; '-': the grid's
     task: str = 'classifier'
     framework: str = 'pytorch'
     devices: int = 1
@@ -98,7 +97,7 @@ def train_overrides(task='classifier', framework='pytorch', devices=1, loader='s
 
 def template_parameters(cell: GridRow, profile: str, overrides=()) -> dict:
     "The training template's parameters for `cell` (without the run id)."
-    return dict(profile=profile if cell.config == '-' else cell.config, task=cell.task, framework=cell.framework,
+    return dict(profile=profile if cell.profile == '-' else cell.profile, task=cell.task, framework=cell.framework,
                 devices=cell.devices, loader=cell.loader, amp=cell.amp, epochs=cell.epochs, warmup_epochs=cell.warmup,
                 overrides=[*overrides, f'train.num_workers={cell.num_workers}', *cell.overrides])
 
@@ -135,7 +134,7 @@ def missing_feature(needs: str) -> str | None:
 def _status(cell: GridRow, meta: dict, gpus: int | None, folder: Path | None, epochs: int) -> str:
     why = missing_feature(cell.needs)
     if why: return f'skipped: needs {why}'
-    if cell.config != '-' and cell.config not in profile_names(): return f'skipped: needs profile {cell.config}'
+    if cell.profile != '-' and cell.profile not in profile_names(): return f'skipped: needs profile {cell.profile}'
     if meta.get('device_kind') == 'gpu' and cell.kind != 'stage' and cell.devices > gpus:
         return f'skipped: needs {cell.devices} GPUs, this machine has {gpus}'
     if folder is not None and (folder/'complete.json').exists():
@@ -146,7 +145,7 @@ def _status(cell: GridRow, meta: dict, gpus: int | None, folder: Path | None, ep
 def _stage_done(cell: GridRow, profile: str, overrides) -> bool:
     "Whether a stage has nothing left to do, by its module's own `stage_done(cfg)` (a stage without one always runs)."
     done = getattr(stage_module(cell.needs), 'stage_done', None)
-    return bool(done and done(load_config(profile if cell.config == '-' else cell.config, overrides)))
+    return bool(done and done(load_config(profile if cell.profile == '-' else cell.profile, overrides)))
 
 def grid_plan(profile: str, overrides=(), grid=None, only=None, stages: bool = True) -> pd.DataFrame:
     """One row per cell: the table's columns, `variant`, `run_id`, `folder`, `status` and the template's parameters
@@ -174,7 +173,7 @@ def grid_plan(profile: str, overrides=(), grid=None, only=None, stages: bool = T
 
 def format_plan(plan: pd.DataFrame) -> str:
     "The plan as a text table (`seemore_reproduce --list`)."
-    show = plan[['name', 'kind', 'needs', 'config', 'task', 'framework', 'devices', 'variant', 'amp', 'epochs',
+    show = plan[['name', 'kind', 'needs', 'profile', 'task', 'framework', 'devices', 'variant', 'amp', 'epochs',
                  'warmup', 'status']]
     return show.to_string(index=False, max_colwidth=80)
 

@@ -14,8 +14,8 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..config import (SeemoreError, add_config_args, config_from_args, guarded, load_config, project_root,
-                               resolve_path, save_config)
+from ..config import (add_config_args, config_from_args, guarded, load_config, project_root, resolve_path,
+                               save_config)
 from .grid import format_plan, grid_plan, stage_module
 
 # %% auto #0
@@ -99,9 +99,8 @@ def run_cell(row, profile: str, overrides=()) -> Outcome:
     if row.status.startswith('error'): return Outcome(row['name'], 'failed', detail=row.status.removeprefix('error: '))
     start = time.perf_counter()
     if row.kind == 'stage':
-        import importlib
         try:
-            stage_module(row.needs).reproduce_stage(load_config(profile if row.config == '-' else row.config,
+            stage_module(row.needs).reproduce_stage(load_config(profile if row.profile == '-' else row.profile,
                                                                 overrides))
         except Exception as e:
             return Outcome(row['name'], 'failed', time.perf_counter() - start, detail=_failure_line(e))

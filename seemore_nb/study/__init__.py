@@ -1,1 +1,1 @@
-"The stock study: the ViT, its evaluation and the classifier task."
+"The stock study: the ViT, its evaluation, the classifier task and the baselines."

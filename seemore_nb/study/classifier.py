@@ -8,7 +8,8 @@ from __future__ import annotations
 import torch.nn.functional as F
 
 from ..config import Config
-from ..data.store import build_store, open_store, split_dataset, store_dir
+from ..data.loaders import split_dataset
+from ..data.store import build_store, open_store, store_dir
 from ..engine.distributed import DistEnv, barrier
 from .evaluation import evaluate_split
 from .vit import vit_from_config

@@ -27,7 +27,7 @@ def predict_rows(model, store, split: str, batch_size: int, rank: int = 0, world
                  device='cpu') -> pd.DataFrame:
     "One rank's share of `split`: window id and probability of up, padding repeats included."
     import torch
-    from seemore_nb.data.store import StoreDataset
+    from seemore_nb.data.loaders import StoreDataset
     from seemore_nb.engine.distributed import EpochBatches
     # the ViT's input form; others: RGB
     ds = StoreDataset(store, split, getattr(getattr(model, 'module', model), 'input', 'rgb'))

@@ -12,7 +12,8 @@ os.environ.setdefault('KERAS_BACKEND', 'tensorflow')
 import numpy as np
 import tensorflow as tf
 
-from ..data.store import Store, write_per_file
+from ..data.loaders import write_per_file
+from ..data.store import Store
 
 # %% auto #0
 __all__ = ['epoch_order', 'replica_batches', 'batch_dataset', 'EpochGrids']

@@ -25,9 +25,9 @@ import tensorflow as tf
 import keras
 
 from ..config import Config, ConfigError, add_config_args, atomic_write, config_dict, config_from_args, guarded
-from ..engine.machines import Machines, check_tf_config, machines
-from ..engine.runs import (TIMING_COLUMNS, GracefulStop, RunError, RunFolder, RunInterrupted, end_epoch,
-                                    refuse_changed, newest_checkpoint, prune_checkpoints, stopped_message)
+from ..engine.machines import ThisNode, check_tf_config, this_node
+from ..engine.runs import (GracefulStop, RunError, RunFolder, RunInterrupted, end_epoch, refuse_changed,
+                                    newest_checkpoint, prune_checkpoints, stopped_message)
 from .data import EpochGrids, batch_dataset, epoch_order, replica_batches
 from ..data.store import build_store, open_store, store_dir
 from .vit import keras_vit_from_config
@@ -54,9 +54,9 @@ def tf_devices(n: int, device: str = 'auto') -> list[str]:
                               f'train.devices={n} needs a fresh process: use launch() or seemore_train')
     return [f'/cpu:{i}' for i in range(n)]
 
-def make_strategy(cfg: Config, where: Machines):
+def make_strategy(cfg: Config, node: ThisNode):
     "MirroredStrategy over this machine's devices, or MultiWorkerMirroredStrategy across machines."
-    if where.nodes > 1:
+    if node.nodes > 1:
         if not os.environ.get('TF_CONFIG'):
             raise ConfigError('a multi-machine TensorFlow run needs TF_CONFIG: start it with launch()')
         if not tf.config.list_physical_devices('GPU') and cfg.train.devices != 1:
@@ -80,11 +80,11 @@ def weights_digest_tf(model) -> str:
 
 class TFTrainer:
     "Train the classifier under `cfg` with `strategy` on this worker's devices."
-    def __init__(self, cfg: Config, strategy, where: Machines, started: bool = False):
+    def __init__(self, cfg: Config, strategy, node: ThisNode, started: bool = False):
         t = self.t = cfg.train
-        self.cfg, self.strategy, self.where = cfg, strategy, where
-        self.worker, self.workers, self.replicas = where.node_rank, where.nodes, strategy.num_replicas_in_sync
-        self.is_chief = where.is_chief
+        self.cfg, self.strategy, self.node = cfg, strategy, node
+        self.worker, self.workers, self.replicas = node.node_rank, node.nodes, strategy.num_replicas_in_sync
+        self.is_chief = node.is_chief
         keras.utils.set_random_seed(t.seed)
         if t.deterministic: tf.config.experimental.enable_op_determinism()
         keras.mixed_precision.set_dtype_policy(TF_POLICIES[t.amp])
@@ -366,13 +366,13 @@ def train_tf(cfg: Config, started: bool = False) -> Path:
     """Train `cfg` with the TensorFlow engine in this process; the run folder. `started`: the launcher holds the lock
     and started the folder."""
     check_tf_config(cfg)
-    where = machines(cfg)
-    strategy = make_strategy(cfg, where)
-    lock = RunFolder(cfg).lock() if where.is_chief and not started else None
+    node = this_node(cfg)
+    strategy = make_strategy(cfg, node)
+    lock = RunFolder(cfg).lock() if node.is_chief and not started else None
     if lock: lock.acquire()
     try:
-        if not where.is_chief: _wait_for_store(cfg)
-        trainer = TFTrainer(cfg, strategy, where, started)
+        if not node.is_chief: _wait_for_store(cfg)
+        trainer = TFTrainer(cfg, strategy, node, started)
         with GracefulStop() as trainer.stop: return trainer.fit()
     finally:
         if lock: lock.release()

@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 
@@ -29,7 +28,7 @@ def _samples_per_second(new_loader, repeats: int) -> float:
 def benchmark_loader(store, batch_size: int = 64, repeats: int = 3) -> dict:
     "Samples/s of the store loader and of the originals' per-file loader, over every sample of `store`."
     import torch
-    from seemore_nb.data.store import PerFileDataset, StoreDataset
+    from seemore_nb.data.loaders import PerFileDataset, StoreDataset
     from seemore_nb.engine.distributed import EpochBatches, make_loader
 
     class PerFileUint8(PerFileDataset):           # the same files, without the per-item float conversion
@@ -49,7 +48,6 @@ def format_loader_line(r: dict) -> str:
 # %% ../../nbs/70_tools.bench.ipynb #4b2eaf58
 def _bare_loop(model, opt, loader, device, steps: int) -> float:
     "Samples/s of the plainest loop: to device, forward, loss, backward, step."
-    import torch
     import torch.nn.functional as F
     start, n = time.perf_counter(), 0
     for k, (x, y) in enumerate(loader):
@@ -229,13 +227,13 @@ def benchmark_tf_overhead(cfg, steps: int = 30, repeats: int = 6) -> dict:
     from seemore_nb.tf import trainer as train_tf
     from seemore_nb.config import with_overrides
     from seemore_nb.tf.data import batch_dataset, epoch_order, replica_batches
-    from seemore_nb.engine.machines import machines
+    from seemore_nb.engine.machines import this_node
     from seemore_nb.tf.vit import keras_vit_from_config
     with tempfile.TemporaryDirectory() as runs:
         cfg = with_overrides(cfg, [f'train.runs_dir={runs}', 'train.run_id=bench', f'train.steps_per_epoch={steps}',
                                    'train.devices=1', 'train.resume=off', 'train.framework=tensorflow',
                                    'train.deterministic=false'])
-        trainer = train_tf.TFTrainer(cfg, train_tf.make_strategy(cfg, machines(cfg)), machines(cfg))
+        trainer = train_tf.TFTrainer(cfg, train_tf.make_strategy(cfg, this_node(cfg)), this_node(cfg))
         model, opt = keras_vit_from_config(cfg), keras.optimizers.Adam(cfg.train.lr)
         @tf.function(autograph=False)                             # straight-line code: nothing to convert
         def step(x, y, w):
@@ -297,7 +295,6 @@ def _run(args) -> int:
         from seemore_nb.data.spectrogram import benchmark_spectrogram, format_spectrogram_line
         print(format_spectrogram_line(benchmark_spectrogram()))            # one thread: it limits the pools itself
     elif args.target == 'train':
-        from seemore_nb.config import load_config
         cfg = load_config(args.config or 'cpu', args.overrides)
         ddp = benchmark_ddp(cfg)
         print('ddp on CPU: '

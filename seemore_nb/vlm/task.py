@@ -7,15 +7,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
-from ..config import (Config, ConfigError, atomic_write, build_config, config_hash, guarded, load_config,
-                               read_yaml, resolve_path, with_overrides)
+from ..config import Config, ConfigError, atomic_write, build_config, guarded
 from ..engine.distributed import DistEnv, all_gather_objects, barrier, unwrap
 from ..engine.checkpoints import load_checkpoint
 from .data import CaptionDataError, CaptionDataset, CharTokenizer, caption_sets, to_rgb_array
