@@ -9,6 +9,7 @@ import dataclasses
 import hashlib
 import importlib.util
 import json
+import math
 import typing
 from datetime import date
 from pathlib import Path
@@ -85,6 +86,9 @@ def _check_bounds(value, meta: dict, key: str):
     bounds = {k: meta[k] for k in _BOUNDS if k in meta}
     if not bounds: return
     for i, v in enumerate(value if isinstance(value, list) else [value]):
+        if isinstance(v, float) and math.isinf(v):                # NaN fails every bound below; infinity must too
+            where = f'{key}[{i}]' if isinstance(value, list) else key
+            raise ConfigError(f"config key '{where}' must be a finite number; got {v!r}")
         if not all(_BOUNDS[k][0](v, b) for k, b in bounds.items()):
             allowed = ' and '.join(f'{_BOUNDS[k][1]} {b}' for k, b in bounds.items())
             where = f'{key}[{i}]' if isinstance(value, list) else key

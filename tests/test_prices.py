@@ -137,7 +137,7 @@ def test_interrupted_cache_write_keeps_the_previous_file(tmp_path, fake_yahoo):
     before = (tmp_path/'AAPL.parquet').read_bytes()
     code = textwrap.dedent(f"""
         import os, signal, pandas as pd
-        from seemore_nb.data import prices as P
+        from seemore_nb.data import sources as S
         def half_then_die(self, f, *a, **k):
             f.write(b'PAR1 half a parquet file'); f.flush()
             os.kill(os.getpid(), signal.SIGKILL)

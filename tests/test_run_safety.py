@@ -136,3 +136,20 @@ def test_a_full_disk_during_training_says_so_and_keeps_the_last_good_checkpoint(
     assert not [p for p in ckpt.iterdir() if p.name.startswith('.')]         # no temporary file left behind
     from seemore_nb.engine.checkpoints import load_checkpoint
     assert load_checkpoint(ckpt/'last.pt')['global_step'] == 4
+
+
+def test_a_diverging_two_process_run_stops_with_exit_1_and_keeps_the_last_finite_checkpoint(tmp_path):
+    """lr=1e30 is finite (lr=inf is refused by the config): one Adam step sends every weight to about 1e30, and the next
+    loss overflows. Both ranks stop at that step, with one line, no complete.json, and the step-1 checkpoint kept."""
+    proc = start(tmp_path, 'diverged', 'train.devices=2', 'train.lr=1e30', 'train.checkpoint_every=1')
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 1, err[-2000:]
+    last = err.strip().splitlines()[-1]
+    assert 'run diverged diverged at epoch 1, step 2: the training loss is not finite' in last, err[-2000:]
+    assert 'train.lr=1e+30' in last and 'Traceback' not in err.split('seemore_train: error:')[-1]
+    run = tmp_path/'runs'/'diverged'
+    assert not (run/'complete.json').exists()
+    assert sorted(p.name for p in (run/'checkpoints').glob('step-*')) == ['step-0000001.pt']
+    import torch
+    state = torch.load(run/'checkpoints'/'step-0000001.pt', weights_only=True)
+    assert all(torch.isfinite(v).all() for v in state['model'].values())

@@ -27,7 +27,8 @@ from ..config import (Config, ConfigError, SeemoreError, atomic_write, config_di
 # %% auto #0
 __all__ = ['RESUMABLE_CHANGES', 'OTHER_STAGES', 'TIMING_COLUMNS', 'RunError', 'new_run_id', 'run_dir', 'RunLock', 'changed_keys',
            'refuse_changed', 'RunFolder', 'epoch_row', 'end_epoch', 'FinishedRun', 'load_run', 'TrainingError',
-           'newest_checkpoint', 'prune_checkpoints', 'RunInterrupted', 'resume_hint', 'stopped_message', 'GracefulStop']
+           'newest_checkpoint', 'prune_checkpoints', 'RunInterrupted', 'resume_hint', 'stopped_message', 'GracefulStop',
+           'diverged_error']
 
 # %% ../../nbs/20_engine.runs.ipynb #94744c31
 class RunError(SeemoreError):
@@ -315,3 +316,13 @@ class GracefulStop:
         for s, handler in self._previous.items(): signal.signal(s, handler)
         self._previous = {}
 
+
+# %% ../../nbs/20_engine.runs.ipynb #f20d0002
+def diverged_error(cfg: Config, epoch: int, step: int, what: str = 'the training loss') -> TrainingError:
+    "The one-line error both engines stop a diverging run with; `epoch` and `step` count from 1."
+    return TrainingError(
+        f'run {cfg.train.run_id} diverged at epoch {epoch}, step {step}: {what} is not finite (NaN or infinite). '
+        f'Likely cause: a learning rate too large (train.lr={cfg.train.lr:g})'
+        + (' or fp16 overflow (train.amp=fp16)' if cfg.train.amp == 'fp16' else '')
+        + '; lower train.lr and start again with train.resume=off, or resume from the last checkpoint, which holds '
+        'finite weights')

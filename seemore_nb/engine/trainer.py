@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import random
 import sys
@@ -27,8 +28,8 @@ from .distributed import (DistEnv, EpochBatches, make_loader, all_gather_objects
 from .checkpoints import load_checkpoint, rng_state, set_rng_state, weights_digest, write_checkpoint
 from .schedule import clip_gradients, set_lr
 from ..core import die_with_parent
-from .runs import (GracefulStop, RunError, RunFolder, RunInterrupted, end_epoch, refuse_changed,
-                                    newest_checkpoint, stopped_message)
+from .runs import (GracefulStop, RunError, RunFolder, RunInterrupted, diverged_error, end_epoch,
+                                    refuse_changed, newest_checkpoint, stopped_message)
 
 
 # %% auto #0
@@ -118,11 +119,14 @@ class Trainer:
         n = len(self.train_batches) + self.train_batches.skip
         return min(n, self.cfg.train.steps_per_epoch) if self.cfg.train.steps_per_epoch else n
 
-    def stop_requested(self) -> bool:
-        "True on every rank when any rank got SIGTERM or Ctrl-C (one small all-reduce per step under DDP)."
-        flag = float(bool(self.stop and self.stop.requested))
-        if self.env.distributed: flag = all_reduce_sum(torch.tensor([flag], device=self.env.device), self.env).item()
-        return flag > 0
+    def stop_requested(self, loss: float = 0.0) -> bool:
+        """True on every rank when any rank got SIGTERM or Ctrl-C; `diverged_error` on every rank when any rank's
+        training `loss` is not finite (one small all-reduce per step under DDP, beside the loss already read)."""
+        flags = [float(bool(self.stop and self.stop.requested)), float(not math.isfinite(loss))]
+        if self.env.distributed:
+            flags = all_reduce_sum(torch.tensor(flags, device=self.env.device), self.env).tolist()
+        if flags[1] > 0: raise diverged_error(self.cfg, self.epoch + 1, self.step)
+        return flags[0] > 0
 
     def interrupt(self):
         "Checkpoint where we are (all ranks) and stop with one line that says how to resume."
@@ -182,7 +186,7 @@ def train_epoch(self: Trainer, epoch: int) -> dict:
         self.step += 1; self.global_step += 1
         self._profile_step()
         bar.set_postfix(loss=f'{step_loss:.4f}', refresh=False); bar.update()
-        if self.stop_requested(): bar.close(); self.interrupt()
+        if self.stop_requested(step_loss): bar.close(); self.interrupt()
         if t.checkpoint_every and self.global_step % t.checkpoint_every == 0 and self.step < total: self.save()
     bar.close()
     return _means(self.epoch_sums, env, env.device)
@@ -225,7 +229,9 @@ def _state(self: Trainer) -> dict:
 
 @patch
 def save(self: Trainer, best: bool = False):
-    "Checkpoint (all ranks take part; rank 0 writes), and each rank's timing rows so far."
+    "Checkpoint (all ranks take part; rank 0 writes), and each rank's timing rows so far; finite weights only."
+    if not all(torch.isfinite(p).all() for p in unwrap(self.model).parameters()):
+        raise diverged_error(self.cfg, self.epoch + 1, self.step, 'a weight')
     state = _state(self)
     self.run.write_timing_part(self.env.rank, self.timing)
     if self.env.is_main: write_checkpoint(self.ckpt_dir, state, self.global_step, best, self.cfg.train.keep_checkpoints)

@@ -16,11 +16,11 @@ from pathlib import Path
 
 from ..config import (add_config_args, config_from_args, guarded, load_config, project_root, resolve_path,
                                save_config)
-from .grid import format_plan, grid_plan, stage_module
+from .grid import GridError, format_plan, grid_plan, stage_module
 
 # %% auto #0
 __all__ = ['TRAIN_TEMPLATE', 'KERNEL_ARGS', 'paper_notebooks', 'figures_root', 'run_notebook', 'run_stages', 'Outcome',
-           'run_cell', 'reproduce', 'report', 'main']
+           'run_cell', 'check_only', 'reproduce', 'report', 'main']
 
 # %% ../../nbs/66_report.reproduce.ipynb #7d38248d
 TRAIN_TEMPLATE = 'train_run.ipynb'
@@ -116,6 +116,15 @@ def _one_line_warnings():
     warnings.formatwarning = lambda message, category, *a, **k: f'warning: {message}\n'
     warnings.simplefilter('once', UserWarning)
 
+def check_only(only: str | None, profile: str, overrides=(), grid=None):
+    "A `GridError` listing every cell and template when the `--only` patterns match none of them."
+    import fnmatch
+    if not only: return
+    names = [*grid_plan(profile, overrides, grid)['name'], *(t.stem for t in paper_notebooks())]
+    if not any(fnmatch.fnmatch(n, p) for n in names for p in only.split(',') if p):
+        raise GridError(f"--only {only!r} matches no cell or template of the {Path(profile).stem} grid; the names are: "
+                        f"{', '.join(names)}")
+
 def reproduce(
     profile: str = 'cpu', overrides=(), figures_dir=None, only: str | None = None, grid=None
 ) -> list[Outcome]:
@@ -125,6 +134,7 @@ def reproduce(
     from seemore_nb.report.results import write_results
     _one_line_warnings()
     cfg = load_config(profile, overrides)
+    check_only(only, profile, overrides, grid)
     figures = figures_root(cfg, figures_dir)
     plan = grid_plan(profile, overrides, grid, only)
     templates = [t for t in paper_notebooks() if not only or any(fnmatch.fnmatch(t.stem, p) for p in only.split(','))]
@@ -192,6 +202,7 @@ def main(argv=None) -> int:
     def body():
         config_from_args(args)                                 # fail fast on a bad key, before any notebook runs
         if args.list:
+            check_only(args.only, args.config, args.overrides, args.grid)
             print(format_plan(grid_plan(args.config, args.overrides, args.grid, args.only)))
             return 0
         outcomes = reproduce(args.config, args.overrides, args.figures_dir, args.only, args.grid)

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 os.environ.setdefault('KERAS_BACKEND', 'tensorflow')
 
@@ -13,10 +14,12 @@ import numpy as np
 import tensorflow as tf
 
 from ..data.loaders import write_per_file
-from ..data.store import Store
+from ..config import Config
+from ..data.store import Store, store_dir
+from ..engine.runs import RunError
 
 # %% auto #0
-__all__ = ['epoch_order', 'replica_batches', 'batch_dataset', 'EpochGrids']
+__all__ = ['epoch_order', 'replica_batches', 'batch_dataset', 'EpochGrids', 'wait_for_store']
 
 # %% ../../nbs/41_tf.data.ipynb #0ca2b3c8
 def epoch_order(rows: np.ndarray, shuffle: bool, seed: int, epoch: int) -> np.ndarray:
@@ -84,3 +87,12 @@ class EpochGrids:
     def __getitem__(self, i) -> np.ndarray:
         j = int(i) + self.offset
         return self.epoch_grid(self.first + j // self.per_epoch)[j % self.per_epoch]
+
+# %% ../../nbs/41_tf.data.ipynb #f41a0002
+def wait_for_store(cfg: Config, seconds: float = 600, poll: float = 1.0):
+    "Another machine's worker waits for the chief's launcher to build the store; a RunError after `seconds`."
+    deadline = time.time() + seconds
+    while not (store_dir(cfg)/'manifest.json').exists():
+        if time.time() > deadline:
+            raise RunError(f'no store at {store_dir(cfg)} after {seconds:.0f} s: build it with seemore_store first')
+        time.sleep(poll)

@@ -26,9 +26,9 @@ import keras
 
 from ..config import Config, ConfigError, add_config_args, atomic_write, config_dict, config_from_args, guarded
 from ..engine.machines import ThisNode, check_tf_config, this_node
-from ..engine.runs import (GracefulStop, RunError, RunFolder, RunInterrupted, end_epoch, refuse_changed,
-                                    newest_checkpoint, prune_checkpoints, stopped_message)
-from .data import EpochGrids, batch_dataset, epoch_order, replica_batches
+from ..engine.runs import (GracefulStop, RunError, RunFolder, RunInterrupted, diverged_error, end_epoch,
+                                    refuse_changed, newest_checkpoint, prune_checkpoints, stopped_message)
+from .data import EpochGrids, batch_dataset, epoch_order, replica_batches, wait_for_store
 from ..data.store import build_store, open_store, store_dir
 from .vit import keras_vit_from_config
 
@@ -205,6 +205,7 @@ def train_epoch(self: TFTrainer, epoch: int) -> dict:
         self.timing.append(_timing_row(self, epoch, self.step, self.global_step, 'train', counts[self.step], t1 - t0,
                                        t2 - t0, sums[0] / sums[2]))
         self.step += 1; self.global_step += 1
+        if not np.isfinite(sums[0]): raise diverged_error(self.cfg, epoch + 1, self.step)   # one sum, every worker
         self.after_step()
         if self.stop is not None and self.stop.requested and self.workers == 1 and self.step < total:
             self.save()
@@ -253,7 +254,9 @@ def _state(self: TFTrainer) -> dict:
 
 @patch
 def save(self: TFTrainer, best: bool = False):
-    "Checkpoint (every worker takes part; the chief keeps it), and this worker's timing rows so far."
+    "Checkpoint (every worker takes part; the chief keeps it) and this worker's timing rows; finite weights only."
+    if not all(np.isfinite(w).all() for w in self.model.get_weights()):
+        raise diverged_error(self.cfg, self.epoch + 1, self.step, 'a weight')
     for k in self.counters: self.counters[k].assign(getattr(self, k))
     self.run.write_timing_part(self.worker, self.timing)      # every worker has as many rows as the chief
     folder, name = self.run.checkpoints, f'step-{self.global_step:07d}'
@@ -371,19 +374,11 @@ def train_tf(cfg: Config, started: bool = False) -> Path:
     lock = RunFolder(cfg).lock() if node.is_chief and not started else None
     if lock: lock.acquire()
     try:
-        if not node.is_chief: _wait_for_store(cfg)
+        if not node.is_chief: wait_for_store(cfg)
         trainer = TFTrainer(cfg, strategy, node, started)
         with GracefulStop() as trainer.stop: return trainer.fit()
     finally:
         if lock: lock.release()
-
-def _wait_for_store(cfg: Config, seconds: float = 600):
-    "Another machine's worker waits for the chief's launcher to build the store."
-    deadline = time.time() + seconds
-    while not (store_dir(cfg)/'manifest.json').exists():
-        if time.time() > deadline:
-            raise RunError(f'no store at {store_dir(cfg)} after {seconds:.0f} s: build it with seemore_store first')
-        time.sleep(1)
 
 def worker_main(argv=None) -> int:
     "One TensorFlow worker: `python -m seemore_nb.tf.trainer --config <run>/config.yaml [overrides]`."
