@@ -16,8 +16,8 @@ from pathlib import Path
 import yaml
 
 # %% auto #0
-__all__ = ['PR_SET_PDEATHSIG', 'project_root', 'resolve_path', 'atomic_write', 'read_yaml', 'SeemoreError', 'guarded',
-           'die_with_parent']
+__all__ = ['PR_SET_PDEATHSIG', 'project_root', 'resolve_path', 'atomic_write', 'read_yaml', 'SeemoreError', 'os_error_line',
+           'guarded', 'die_with_parent']
 
 # %% ../nbs/00_core.ipynb #8c8e1d52
 def project_root() -> Path:
@@ -42,8 +42,12 @@ _UMASK = os.umask(0); os.umask(_UMASK)
 def atomic_write(path, write, mode: str = 'wb') -> Path:
     "Call `write(f)` on a temporary file next to `path`, then rename it over `path`."
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
+    except OSError as e:
+        if path.parent.exists(): e.filename = str(path.parent)   # the folder to fix, not the hidden temporary file
+        raise
     try:
         # mkstemp makes 0600 files; keep the permissions open() would give
         os.fchmod(fd, 0o666 & ~_UMASK)
@@ -55,7 +59,7 @@ def atomic_write(path, write, mode: str = 'wb') -> Path:
     except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
         # "no space left on PATH", not on nothing
-        if isinstance(e, OSError) and e.filename is None: e.filename = str(path)
+        if isinstance(e, OSError) and (e.filename is None or e.filename == tmp): e.filename = str(path)
         raise
     return path
 
@@ -89,16 +93,23 @@ def read_yaml(text: str):
 class SeemoreError(Exception):
     "Base of every error this project raises about the user's input, data or run: console scripts print it as one line."
 
-def _os_error_line(e: OSError) -> str:
+def os_error_line(e: OSError) -> str:
+    "One sentence for an operating-system error, naming its path when it has one, and what to do."
     import errno
-    where = e.filename or 'the disk'
+    if e.errno is None: return str(e) or type(e).__name__        # raised by this project with its own message
+    path = e.filename
+    on = f' on {path}' if path else ''
     if e.errno == errno.ENOSPC:
-        return f'no space left on {where}: free some space (or point the folder elsewhere) and run again'
+        return f'no space left{on or " on the disk"}: free some space (or point the folder elsewhere) and run again'
     if e.errno in (errno.EACCES, errno.EPERM):
-        return f'permission denied on {where}: make it writable or choose another folder'
-    if e.errno == errno.EROFS: return f'{where} is on a read-only file system: choose a writable folder'
-    if e.errno == errno.ENOTDIR: return f'a part of {where} is a file, not a folder: choose another path'
-    return f'{e.strerror or e}: {where}'
+        return f'permission denied{on}: make it writable or choose another folder'
+    if e.errno == errno.EROFS: return f'{path or "a folder"} is on a read-only file system: choose a writable folder'
+    if e.errno == errno.ENOTDIR: return f'a part of {path or "a path"} is a file, not a folder: choose another path'
+    if e.errno == errno.ENOENT:
+        return f'{path} does not exist: check the path, or make it first' if path else 'a file does not exist'
+    if e.errno == errno.EISDIR: return f'{path or "a path"} is a folder where a file was expected: name a file'
+    reason = e.strerror or str(e)
+    return f'{reason[:1].lower()}{reason[1:]}{on} ({errno.errorcode.get(e.errno, e.errno)})'
 
 def guarded(prog: str, body, debug: bool = False) -> int:
     """Run a console script's `body()`; the project's errors and the OS's print as one line `prog: error: ...` and give
@@ -107,7 +118,7 @@ def guarded(prog: str, body, debug: bool = False) -> int:
     if debug: return body()
     try: return body()
     except SeemoreError as e: message = str(e)
-    except OSError as e: message = _os_error_line(e)
+    except OSError as e: message = os_error_line(e)
     except KeyboardInterrupt: message = 'interrupted'
     print(f'{prog}: error: {message} (--debug shows the traceback)', file=sys.stderr)
     return 1

@@ -197,6 +197,9 @@ class TrainConfig:
         if self.profile_steps and (len(self.profile_steps) != 2 or self.profile_steps[0] > self.profile_steps[1]):
             raise ConfigError(f"config key 'train.profile_steps' ({self.profile_steps}) must be empty or [first, last] "
                               "with first <= last")
+        if self.framework == 'tensorflow' and self.task != 'classifier':
+            raise ConfigError(f"train.task={self.task} with train.framework=tensorflow: the TensorFlow engine trains "
+                              "the classifier only; use train.framework=pytorch for this task")
         if self.framework == 'tensorflow' and (self.schedule != 'constant' or self.lr_warmup_steps or self.grad_clip):
             raise ConfigError(
                 "config keys 'train.schedule', 'train.lr_warmup_steps' and 'train.grad_clip' are PyTorch-engine"

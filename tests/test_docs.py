@@ -58,3 +58,36 @@ def test_a_broken_notebook_stops_the_build_naming_it(tmp_path, monkeypatch):
     with pytest.raises(SeemoreError, match=r'1 notebook\(s\) failed.*: bad'):
         docs._execute_all({'bad': (nb, tmp_path/'out.ipynb')}, ['slow'], 1)
     assert not (tmp_path/'out.ipynb').exists()                                               # a failure is not cached
+
+
+def test_kill_9_of_the_builder_leaves_no_worker_and_nothing_in_the_cache(tmp_path):
+    import signal
+    import subprocess
+    import time
+    nb = tmp_path/'slow.ipynb'
+    nb.write_text(json.dumps({'cells': [{'cell_type': 'code', 'execution_count': None, 'id': 'a1', 'metadata': {}, 'outputs': [],
+                                         'source': 'import time; time.sleep(6)'}], 'metadata': {}, 'nbformat': 4, 'nbformat_minor': 5}))
+    out = tmp_path/'out.ipynb'
+    code = (f"from pathlib import Path; import seemore_nb.tools.docs as d\n"
+            f"d._execute_all({{'slow': (Path({str(nb)!r}), Path({str(out)!r}))}}, ['slow'], 2)")
+    builder = subprocess.Popen([sys.executable, '-c', code])
+
+    def children(pid):
+        found = []
+        for stat in Path('/proc').glob('[0-9]*/stat'):
+            try: fields = stat.read_text().rsplit(')', 1)[1].split()
+            except OSError: continue
+            if int(fields[1]) == pid and fields[0] != 'Z': found.append(int(stat.parent.name))
+        return found
+    deadline = time.time() + 60
+    while time.time() < deadline and len(children(builder.pid)) < 2: time.sleep(0.1)   # the resource tracker and a worker
+    workers = children(builder.pid)
+    assert len(workers) >= 2, 'no worker started'
+    time.sleep(1)
+    builder.send_signal(signal.SIGKILL); builder.wait()
+    time.sleep(5)
+    alive = [p for p in workers if Path(f'/proc/{p}/stat').exists()
+             and Path(f'/proc/{p}/stat').read_text().rsplit(')', 1)[1].split()[0] != 'Z']
+    assert alive == [], f'workers still alive 5 s after their parent died: {alive}'
+    time.sleep(3)                                                   # when the notebook would have finished
+    assert not out.exists()

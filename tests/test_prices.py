@@ -81,7 +81,7 @@ def test_offline_fails_fast_and_points_to_cache_and_sample(tmp_path, no_network)
         P.load_prices(['AAPL', 'MSFT'], '2024-03-01', '2024-03-07', source='yfinance', cache_dir=tmp_path)
     assert time.perf_counter() - start < 5
     msg = str(err.value)
-    assert 'AAPL, MSFT' in msg and str(tmp_path) in msg and 'source="sample"' in msg
+    assert 'AAPL, MSFT' in msg and str(tmp_path) in msg and 'add data.source=sample to the command' in msg
 
 
 def test_offline_serves_what_is_cached(tmp_path, fake_yahoo, monkeypatch):
@@ -128,7 +128,7 @@ def test_cli_without_network_exits_nonzero_within_5s(tmp_path):
     assert proc.returncode == 1
     assert time.perf_counter() - start < 5
     assert 'no network: cannot download AAPL, ^GSPC from yfinance' in proc.stderr
-    assert str(tmp_path) in proc.stderr and 'source="sample"' in proc.stderr
+    assert str(tmp_path) in proc.stderr and 'data.source=sample' in proc.stderr and '--source sample' not in proc.stderr
 
 
 def test_interrupted_cache_write_keeps_the_previous_file(tmp_path, fake_yahoo):

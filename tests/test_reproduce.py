@@ -115,3 +115,48 @@ def test_benchmark_commands_print_their_ratio_line_last(args, last_line):
                           timeout=600, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert re.fullmatch(last_line, proc.stdout.strip().splitlines()[-1])
+
+
+def test_a_damaged_finished_cell_is_listed_as_damaged_and_trained_again_from_its_checkpoint(smoke):
+    import importlib.util
+    second = 'tf-store-1dev' if importlib.util.find_spec('tensorflow') else 'pt-per_file-1dev'
+    folder = lambda cell: next(p.parent for p in smoke.runs.glob(f'smoke-{cell}-*/complete.json'))
+    metrics, timing = folder('pt-store-1dev')/'metrics.csv', folder(second)/'timing.parquet'
+    kept_metrics, kept_timing = metrics.read_bytes(), pd.read_parquet(timing)
+    metrics.write_bytes(kept_metrics[:len(kept_metrics) * 2 // 3]); timing.unlink()
+    listed = reproduce(*smoke.overrides, '--list', '--only', f'pt-store-1dev,{second}', timeout=120)
+    assert re.search(r'pt-store-1dev .* damaged: metrics.csv has \d+ bytes \(the run wrote \d+ bytes, 2 rows\)', listed.stdout), listed.stdout
+    assert re.search(rf'{second} .* damaged: timing.parquet is missing', listed.stdout), listed.stdout
+    proc = reproduce(*smoke.overrides, '--only', f'pt-store-1dev,{second},51_frameworks', '--figures-dir', str(smoke.figures),
+                     timeout=600)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0 and f'{second}: done' in out and 'pt-store-1dev: done' in out, out[-3000:]
+    record = (folder('pt-store-1dev')/'train_run.ipynb').read_text()                    # the executed template says why
+    assert 'is damaged (metrics.csv has' in record and 'nothing to train' not in record
+    assert metrics.read_bytes() == kept_metrics                    # from the checkpoint's history: no epoch trained again
+    pd.testing.assert_frame_equal(pd.read_parquet(timing), kept_timing)
+
+
+def test_sigterm_ends_the_running_cell_with_a_checkpoint_and_prints_the_continue_line_once(tmp_path):
+    import shlex
+    import signal
+    import time
+    grid, runs = tmp_path/'grid.yaml', tmp_path/'runs'
+    grid.write_text('cells:\n'
+                    '- [toy-long, timing, -, -, toy, pytorch, 1, -, 0, "off", 400, 0, []]\n'
+                    '- [toy-next, timing, -, -, toy, pytorch, 1, -, 0, "off", 1, 0, []]\n')
+    cmd = [str(SCRIPT), '--config', 'smoke', f'train.runs_dir={runs}', '--grid', str(grid), '--only', 'toy-*']
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    deadline = time.time() + 240
+    while proc.poll() is None and time.time() < deadline and not list(runs.glob('smoke-toy-long-*/metrics.csv')):
+        time.sleep(0.1)                                             # the first epoch ended: the cell is training
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=180)
+    assert proc.returncode == 128 + signal.SIGTERM, out[-2000:] + err[-3000:]
+    said = [line for line in err.splitlines() if 'stopped on SIGTERM' in line]
+    assert len(said) == 1 and 'interrupted toy-long' in said[0] and 'toy-next' not in said[0], err[-3000:]
+    assert said[0].endswith('continue with: ' + shlex.join(['seemore_reproduce', *cmd[1:4], '--only', 'toy-*', '--grid', str(grid)]))
+    folder = next(runs.glob('smoke-toy-long-*'))
+    assert not (folder/'complete.json').exists() and list((folder/'checkpoints').glob('step-*'))   # ended with a checkpoint
+    assert not list(runs.glob('smoke-toy-next-*'))                  # nothing else started
+    assert 'error: interrupted' not in err and 'Traceback' not in err

@@ -133,3 +133,25 @@ def test_corrupt_store_is_refused_by_build_and_rebuilt_on_request(smoke, tmp_pat
     with pytest.raises(StoreError, match='stock.npy: content hash does not match'):
         build_store(cfg, progress=False)
     assert open_store(build_store(cfg, rebuild=True, progress=False), cfg)
+
+
+def test_two_builders_of_one_store_at_once_render_it_once(tmp_path):
+    import subprocess, sys, textwrap
+    marks = tmp_path/'renders.txt'
+    code = textwrap.dedent(f"""
+        import time
+        import seemore_nb.data.store as s
+        from seemore_nb.config import load_config
+        render = s._render_all
+        def slow_render(*a, **k):
+            open({str(marks)!r}, 'a').write('rendered\\n'); time.sleep(3)      # long enough for the other to arrive
+            return render(*a, **k)
+        s._render_all = slow_render
+        print(s.build_store(load_config('smoke', ['store.root={tmp_path}/stores']), progress=False))
+    """)
+    procs = [subprocess.Popen([sys.executable, '-c', code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [o[1][-2000:] for o in outs]
+    assert marks.read_text() == 'rendered\n'                       # one of them rendered, the other reused its store
+    assert outs[0][0] == outs[1][0] and sum('waiting for another process' in err for _, err in outs) == 1

@@ -89,15 +89,38 @@ def tf_results(tmp):
         try: train_tf.train_tf(cfg('termed', *{SHORT!r}[1:]))
         except RunInterrupted as e: res['termed'] = str(e)
         train_tf.TFTrainer.after_step = lambda self: None
+        import shutil
+        from pathlib import Path
+        shutil.copytree({f'{tmp}/runs/termed'!r}, {f'{tmp}/runs2/termed'!r})   # a copy whose newest checkpoint breaks
+        ck = Path({f'{tmp}/runs2/termed/checkpoints'!r})
+        (ck/'step-0000007'/'ckpt.data-00000-of-00001').write_bytes(b'broken')
+        (ck/'.step-0000009.worker0.12345.tmp').mkdir(); (ck/'.step-0000009.worker0.12345.tmp'/'ckpt.index').write_text('half')
         train_tf.train_tf(cfg('termed', *{SHORT!r}[1:]))
+        train_tf.train_tf(cfg('termed', *{SHORT!r}[1:], {f'train.runs_dir={tmp}/runs2'!r}))
+        res['fallback_left'] = sorted(p.name for p in ck.iterdir() if p.name.startswith('.'))
         train_tf.train_tf(cfg('mirrored', 'train.devices=2', 'train.epochs=3', 'train.profile_steps=[2,3]'))
         train_tf.train_tf(cfg('bf16', 'train.amp=bf16', 'train.epochs=1', 'train.steps_per_epoch=3'))
         try: train_tf.train_tf(cfg('killed', *{SHORT!r}[1:], 'train.lr=0.5'))
         except Exception as e: res['changed'] = f'{{type(e).__name__}}: {{e}}'
+        from seemore_nb.engine.runs import TrainingError
+        import tensorflow as tf
+        def poison_at_6(self):                                 # NaN weights after step 6: the loss of step 7 is NaN
+            if self.global_step == 6:
+                w = self.model.trainable_weights[0]; w.assign(tf.fill(w.shape, float('nan')))
+        train_tf.TFTrainer.after_step = poison_at_6
+        try: train_tf.train_tf(cfg('nan', *{SHORT!r}[1:]))
+        except TrainingError as e: res['diverged'] = str(e)
+        train_tf.TFTrainer.after_step = lambda self: None
+        kept = {{}}
+        for d in sorted(Path({f'{tmp}/runs/nan/checkpoints'!r}).glob('step-*')):
+            r = tf.train.load_checkpoint(str(d/'ckpt'))
+            arrays = [np.asarray(r.get_tensor(k)) for k in r.get_variable_to_shape_map()]
+            kept[d.name] = all(np.isfinite(a).all() for a in arrays if a.dtype.kind == 'f')
+        res['nan_checkpoints'] = kept
         json.dump(res, open({str(out)!r}, 'w'))
     """, timeout=600)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-5000:]
-    return json.loads(out.read_text()), proc.stdout
+    return json.loads(out.read_text()), proc.stdout + proc.stderr
 
 
 def complete(tmp, run):
@@ -153,6 +176,14 @@ def test_sigterm_checkpoints_then_resumes_bit_for_bit(tmp, tf_results):
     assert complete(tmp, 'termed')['weights_sha256_by_rank'] == complete(tmp, 'reference')['weights_sha256_by_rank']
 
 
+def test_a_damaged_newest_checkpoint_falls_back_and_a_killed_save_is_cleared(tmp, tf_results):
+    res, out = tf_results
+    assert 'skipped step-0000007 (' in out and 'resumed termed at epoch 1, step 5' in out
+    assert res['fallback_left'] == []                                  # the half-written folder of a killed save is gone
+    again = json.loads((Path(tmp)/'runs2'/'termed'/'complete.json').read_text())['weights_sha256_by_rank']
+    assert again == complete(tmp, 'reference')['weights_sha256_by_rank']
+
+
 def test_unsupported_and_bad_keys_fail_clearly(tmp):
     cases = ((['train.strategy=dp'], 'train.strategy=dp'), (['train.num_workers=2'], 'train.num_workers=2'),
              (['train.framework=jax'], 'train.framework'))
@@ -205,3 +236,10 @@ def test_analysis_reads_a_tensorflow_and_a_pytorch_run(tmp, tf_results):
     tf_row = table.loc[[i for i in table.index if 'tensorflow' in str(i)][0]]
     assert pd.isna(tf_row['forward']) and tf_row['data_wait'] > 0               # missing, not zero
     plot_timing_breakdown(runs, Path(tmp)/'breakdown.png')
+
+
+def test_a_diverging_tensorflow_run_stops_and_keeps_the_last_finite_checkpoint(tmp, tf_results):
+    res, _ = tf_results
+    assert res['diverged'].startswith('run nan diverged at epoch 1, step 7: the training loss is not finite'), res.get('diverged')
+    assert not (Path(tmp)/'runs'/'nan'/'complete.json').exists()
+    assert res['nan_checkpoints'] == {'step-0000005': True}          # the step-5 weights, never NaN ones after them

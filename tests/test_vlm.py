@@ -170,3 +170,26 @@ def test_caption_command_and_function(runs, tmp_path):
     (tmp_path/'c.png').write_text('not an image')
     bad = subprocess.run([*CAPTION, '--checkpoint', str(best), str(tmp_path/'c.png')], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 1 and 'c.png: not a readable PNG or JPEG' in bad.stderr
+    for args, said in ((['--top-k', '-1', str(tmp_path/'a.png')], "top-k -1 (--top-k): give 0"),
+                       (['--temperature', '-0.5', str(tmp_path/'a.png')], 'temperature -0.5 (--temperature): give 0'),
+                       ([], 'no image given; usage: seemore_caption --checkpoint')):
+        bad = subprocess.run([*CAPTION, '--checkpoint', str(best), *args], capture_output=True, text=True, timeout=120)
+        assert bad.returncode == 1 and len(bad.stderr.strip().splitlines()) == 1 and said in bad.stderr, bad.stderr
+
+
+def test_skipped_bad_caption_rows_are_counted_recorded_and_keep_their_source_row_numbers(tmp_path):
+    rows = [(_b64(img), cap) for img, cap in synthetic_rows(60, seed=3)]
+    bad = {7: ('%%%', 'x'), 20: (rows[20][0], ' '), 33: ('%%%', 'y'), 41: (base64.b64encode(b'GIF? no').decode(), 'z')}
+    for i, row in bad.items(): rows[i] = row
+    path = tmp_path/'mine.csv'
+    pd.DataFrame(rows, columns=['b64string_images', 'caption']).to_csv(path, index=False)
+    proc = run_launch(tmp_path, 'skips', ['train.epochs=1', f'vlm.captions={path}', 'vlm.on_bad_row=skip'])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    said = [l for l in proc.stderr.splitlines() if 'bad rows skipped' in l]
+    assert len(said) == 1 and '56 of 60 rows kept, 4 bad rows skipped' in said[0] and '2 bad_base64' in said[0], proc.stderr[-2000:]
+    folder = tmp_path/'runs'/'skips'
+    record = json.loads((folder/'caption_rows.json').read_text())['main']
+    assert record['skipped_rows'] == {'bad_base64': [7, 33], 'empty_caption': [20], 'not_an_image': [41]}
+    captions = pd.read_csv(folder/'captions.csv')
+    truth = dict(enumerate(cap for _, cap in rows))
+    assert not set(captions.row) & set(bad) and all(truth[r] == t for r, t in zip(captions.row, captions.truth))

@@ -228,7 +228,8 @@ def load_yfinance(tickers, start, end, cache_dir: Path, columns=PRICE_COLUMNS, a
         if missing:
             raise OfflineError(f'no network: cannot download {", ".join(missing)} from yfinance. '
                                f'Cached tickers in {cache_dir}: {", ".join(sorted(cached)) or "none"}. '
-                               'To work offline, use source="sample" (the committed data/sample/) or --source sample')
+                               'To work offline, use the committed data/sample/: add data.source=sample to the '
+                               'command (every command takes it), or to the overrides of load_config')
         short = [t for t in tickers if not cache_covers(cached[t], start, end)]
         if short and not allow_partial:
             raise OfflineError(

@@ -25,9 +25,9 @@ from ..config import (Config, SeemoreError, add_config_args, atomic_write, confi
 from .palette import from_palette, to_palette
 from .prices import load_study_prices
 from .spectrogram import jet_lut, render_windows, strip_rows
-from .store_files import (STORE_FORM, _file_sha256, _init_worker, allocate, building_dir, code_digest,
-                                         dead_builds, input_digests, library_versions, prune_stores, store_dir,
-                                         store_key)
+from .store_files import (STORE_FORM, _file_sha256, _init_worker, allocate, build_lock, building_dir,
+                                         code_digest, dead_builds, input_digests, library_versions, prune_stores,
+                                         store_dir, store_key)
 from .windows import Windows, make_windows
 
 # %% auto #0
@@ -156,9 +156,15 @@ def _reuse(folder: Path, cfg: Config) -> bool:
     return True
 
 def build_store(cfg: Config, rebuild: bool = False, progress: bool = True) -> Path:
-    "The store folder for `cfg`, built first unless a valid one is already there."
+    """The store folder for `cfg`, built first unless a valid one is already there. A second builder of the same store
+    waits for the first (a lock beside it) and reuses what it built."""
     folder = store_dir(cfg)
     if not rebuild and _reuse(folder, cfg): return folder
+    with build_lock(folder):
+        if not rebuild and _reuse(folder, cfg): return folder      # built by the process this one waited for
+        return _build(cfg, folder, rebuild, progress)
+
+def _build(cfg: Config, folder: Path, rebuild: bool, progress: bool) -> Path:
     root = folder.parent
     for dead in dead_builds(root):
         shutil.rmtree(dead, ignore_errors=True)

@@ -5,7 +5,9 @@
 # %% ../../nbs/15_data.store_files.ipynb #12a4ac28
 from __future__ import annotations
 
+import contextlib
 import errno
+import fcntl
 import functools
 import hashlib
 import importlib.metadata
@@ -15,6 +17,7 @@ import re
 import shutil
 import signal
 import socket
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +29,7 @@ from ..core import die_with_parent
 
 # %% auto #0
 __all__ = ['STORE_FORM', 'STORE_MODULES', 'input_files', 'code_digest', 'input_digests', 'library_versions', 'store_key',
-           'store_dir', 'building_dir', 'dead_builds', 'allocate', 'prune_stores']
+           'store_dir', 'building_dir', 'build_lock', 'dead_builds', 'allocate', 'prune_stores']
 
 # %% ../../nbs/15_data.store_files.ipynb #a7e1c0d2
 def input_files(cfg: Config | DataConfig) -> list[Path]:
@@ -98,6 +101,26 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError: return False
     except PermissionError: pass                    # alive, another user's
     return True
+
+@contextlib.contextmanager
+def build_lock(folder: Path):
+    """Hold the exclusive build lock of the store `folder` (a hidden `.KEY.lock` beside it); a second builder waits,
+    saying for what. Unlike a run's lock, which refuses a second run, this one waits: the second builder then reuses
+    the store. The kernel releases it when its process ends, however it ends; a build that ends removes the file
+    (when it is still the one it locked), so the store's folder keeps no junk."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    path = folder.parent/f'.{folder.name}.lock'
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        try: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f'seemore_store: waiting for another process that is building {folder}', file=sys.stderr, flush=True)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            if os.stat(path).st_ino == os.fstat(fd).st_ino: path.unlink()
+        os.close(fd)
 
 def dead_builds(root: Path) -> list[Path]:
     "Temporary folders under `root` of store builds on this host whose process is gone."

@@ -87,7 +87,6 @@ def tf_unsupported(cfg: Config) -> list[str]:
     if t.max_restarts:
         out.append(f'train.max_restarts={t.max_restarts}: restarts are torchrun\'s; rerun with train.resume=auto '
                    'instead')
-    if t.task != 'classifier': out.append(f'train.task={t.task}: the TensorFlow engine trains the classifier only')
     return out
 
 def check_tf_config(cfg: Config):

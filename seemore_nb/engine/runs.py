@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import secrets
@@ -25,10 +26,10 @@ from ..config import (Config, ConfigError, SeemoreError, atomic_write, config_di
                                save_config)
 
 # %% auto #0
-__all__ = ['RESUMABLE_CHANGES', 'OTHER_STAGES', 'TIMING_COLUMNS', 'RunError', 'new_run_id', 'run_dir', 'RunLock', 'changed_keys',
-           'refuse_changed', 'RunFolder', 'epoch_row', 'end_epoch', 'FinishedRun', 'load_run', 'TrainingError',
-           'newest_checkpoint', 'prune_checkpoints', 'RunInterrupted', 'resume_hint', 'stopped_message', 'GracefulStop',
-           'diverged_error']
+__all__ = ['RESUMABLE_CHANGES', 'OTHER_STAGES', 'TIMING_COLUMNS', 'RUN_FILES', 'RunError', 'new_run_id', 'run_dir', 'RunLock',
+           'changed_keys', 'refuse_changed', 'file_record', 'run_damage', 'RunFolder', 'epoch_row', 'end_epoch',
+           'FinishedRun', 'load_run', 'TrainingError', 'newest_checkpoint', 'prune_checkpoints', 'RunInterrupted',
+           'resume_hint', 'stopped_message', 'GracefulStop', 'diverged_error']
 
 # %% ../../nbs/20_engine.runs.ipynb #94744c31
 class RunError(SeemoreError):
@@ -109,6 +110,27 @@ def refuse_changed(saved: dict, cfg: Config, folder: Path):
 # %% ../../nbs/20_engine.runs.ipynb #fc27a130
 TIMING_COLUMNS = ['run', 'rank', 'world_size', 'epoch', 'step', 'global_step', 'phase', 'batch_size',
                   'data_wait', 'to_device', 'forward', 'backward', 'optimizer', 'total', 'loss']
+RUN_FILES = ('config.yaml', 'metrics.csv', 'timing.parquet')       # what the readers of a finished run use
+
+def file_record(path: Path, rows: int | None) -> dict:
+    "What `complete.json` records of one file: its SHA-256, its size and (for a table) its row count."
+    data = path.read_bytes()
+    return dict(sha256=hashlib.sha256(data).hexdigest(), bytes=len(data), rows=rows)
+
+def run_damage(folder: Path, record: dict) -> list[str]:
+    """Each file of a finished run (by its `complete.json` `record`) that is missing or differs from what the run
+    wrote, with the reason; empty for an intact run. A record from before digests were kept: its missing files."""
+    files = record.get('files')
+    if files is None: return [f'{n} is missing' for n in RUN_FILES if not (folder/n).exists()]
+    out = []
+    for name, want in files.items():
+        path = folder/name
+        wrote = f"the run wrote {want['bytes']} bytes" + (f", {want['rows']} rows" if want['rows'] is not None else '')
+        if not path.exists(): out.append(f'{name} is missing ({wrote})')
+        elif path.stat().st_size != want['bytes']: out.append(f'{name} has {path.stat().st_size} bytes ({wrote})')
+        elif hashlib.sha256(path.read_bytes()).hexdigest() != want['sha256']:
+            out.append(f'{name} changed since the run wrote it (its SHA-256 differs)')
+    return out
 
 class RunFolder:
     "The files of one run, `runs_dir/run_id/`, for any engine."
@@ -125,10 +147,20 @@ class RunFolder:
 
     def has_checkpoints(self) -> bool: return self.checkpoints.is_dir() and any(self.checkpoints.iterdir())
 
-    def complete(self) -> dict | None:
-        "The completion record of a finished run, else None."
+    def record(self) -> dict | None:
+        "`complete.json` as written, whatever the state of the files it vouches for; None when absent."
         path = self.dir/'complete.json'
         return json.loads(path.read_text()) if path.exists() else None
+
+    def damage(self) -> list[str]:
+        "What is wrong with the files `complete.json` vouches for (see `run_damage`); empty when it is absent."
+        record = self.record()
+        return run_damage(self.dir, record) if record is not None else []
+
+    def complete(self) -> dict | None:
+        "The completion record of a finished run whose files are intact, else None."
+        record = self.record()
+        return record if record is not None and not run_damage(self.dir, record) else None
 
     def check_resume(self):
         """Refuse (ConfigError naming the keys) to continue checkpoints trained with other settings, or a finished run
@@ -153,6 +185,10 @@ class RunFolder:
                 if path.is_dir():
                     import shutil; shutil.rmtree(path)
                 else: path.unlink(missing_ok=True)
+        if self.damage():
+            print(f'run {self.dir.name} is damaged ({"; ".join(self.damage())}): training it again from its last '
+                  'checkpoint', file=sys.stderr, flush=True)
+            (self.dir/'complete.json').unlink()
         done = self.complete()
         # more epochs asked for
         if done and done.get('epochs', 0) < self.cfg.train.epochs: (self.dir/'complete.json').unlink()
@@ -182,13 +218,17 @@ class RunFolder:
         frame = frame.reindex(columns=TIMING_COLUMNS)             # parts written before a column was added
         return list(frame.itertuples(index=False, name=None))
 
-    def finish(self, summary: dict):
-        "Merge every rank's timing part into timing.parquet, then write complete.json (the run's last write)."
+    def finish(self, summary: dict, history: list[dict]):
+        """Write `metrics.csv` from `history` again, merge every rank's timing part into timing.parquet, then write
+        complete.json (the run's last write) with the digest and row count of every file readers use."""
+        self.write_metrics(history)
         parts = [pd.read_parquet(p) for p in sorted((self.dir/'timing').glob('rank*.parquet'))]
         timing = (pd.concat(parts, ignore_index=True).reindex(columns=TIMING_COLUMNS)
                   if parts
                   else pd.DataFrame(columns=TIMING_COLUMNS))
         atomic_write(self.dir/'timing.parquet', lambda f: timing.to_parquet(f))
+        rows = {'metrics.csv': len(history), 'timing.parquet': len(timing), 'config.yaml': None}
+        summary = summary | {'files': {name: file_record(self.dir/name, rows[name]) for name in RUN_FILES}}
         atomic_write(self.dir/'complete.json', lambda f: f.write(json.dumps(summary, indent=1, default=float)),
                      mode='w')
 
@@ -237,13 +277,14 @@ class FinishedRun:
     def framework(self) -> str: return self.complete.get('framework', 'pytorch')
 
 def load_run(folder) -> FinishedRun:
-    "Read a finished run; a missing file is an error naming it."
+    """Read a finished run; a missing file, or one that differs from what the run wrote, is a `RunError` naming the file
+    and the reason."""
     folder = Path(folder)
-    needed = ['config.yaml', 'metrics.csv', 'timing.parquet', 'complete.json']
-    missing = [n for n in needed if not (folder/n).exists()]
-    if missing:
-        raise FileNotFoundError(f'{folder}: not a finished run (missing {", ".join(missing)}); make it with '
-                                'seemore_reproduce --only CELL (see --list)')
+    redo = 'make it again with seemore_reproduce --only CELL (see --list), or seemore_train with its train.run_id'
+    if not (folder/'complete.json').exists():
+        raise RunError(f'{folder}: not a finished run (no complete.json); {redo}')
+    damage = run_damage(folder, json.loads((folder/'complete.json').read_text()))
+    if damage: raise RunError(f'{folder}: a damaged run ({"; ".join(damage)}); {redo}')
     return FinishedRun(folder, read_yaml((folder/'config.yaml').read_text()), pd.read_csv(folder/'metrics.csv'),
                pd.read_parquet(folder/'timing.parquet'), json.loads((folder/'complete.json').read_text()))
 

@@ -307,7 +307,7 @@ def _finish(self: Trainer):
                        global_step=self.global_step, final=self.history[-1] if self.history else {},
                        weights_sha256_by_rank=digests, framework='pytorch')
         if evaluation is not None: summary['evaluation'] = evaluation
-        self.run.finish(summary)
+        self.run.finish(summary, self.history)
     barrier(self.env)
 
 def summary_writer(folder: Path, purge_step=None):

@@ -8,15 +8,16 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..engine.runs import FinishedRun, load_run
+from ..engine.runs import FinishedRun, RunError, load_run
 from ..style import COLOURS
 
 _all_ = ['load_run']   # re-exported: the figure templates read runs from here
 
 
 # %% auto #0
-__all__ = ['PHASES', 'after_warmup', 'timing_breakdown', 'throughput', 'scaling', 'epoch_times', 'total_time', 'samples_per_s',
-           'grid_numbers', 'plot_classifier_curves', 'stack_phases', 'plot_timing_breakdown', 'load_run']
+__all__ = ['PHASES', 'after_warmup', 'timing_breakdown', 'finite_epochs', 'throughput', 'scaling', 'epoch_times', 'total_time',
+           'samples_per_s', 'grid_numbers', 'plot_classifier_curves', 'stack_phases', 'plot_timing_breakdown',
+           'load_run']
 
 # %% ../../nbs/60_report.analysis.ipynb #dd3edcb2
 PHASES = ('data_wait', 'to_device', 'forward', 'backward', 'optimizer')
@@ -46,10 +47,18 @@ def timing_breakdown(runs: list[FinishedRun]) -> pd.DataFrame:
     rows = {_key(run, mixed): after_warmup(run)[list(PHASES) + ['total']].mean() for run in runs}
     return pd.DataFrame(rows).T.rename_axis('run' if mixed else 'devices').sort_index()
 
+def finite_epochs(run: FinishedRun, series: pd.Series, what: str) -> pd.Series:
+    "`series` (per epoch) when every value is a number; else a `RunError` naming the run and the epochs: never a 0."
+    bad = series.index[~np.isfinite(series.to_numpy(dtype=float))]
+    if len(bad):
+        raise RunError(f'run {run.folder}: the {what} of epoch {", ".join(str(e) for e in bad)} is missing (NaN in '
+                       'metrics.csv); train the run again (seemore_reproduce --only CELL)')
+    return series
+
 def throughput(run: FinishedRun) -> pd.Series:
-    "Training samples per second of each epoch (all ranks together)."
+    "Training samples per second of each epoch (all ranks together); a missing number is an error naming the epoch."
     m = run.metrics
-    return (m.samples / (m.epoch_end - m.epoch_start)).set_axis(m.epoch)
+    return finite_epochs(run, (m.samples / (m.epoch_end - m.epoch_start)).set_axis(m.epoch), 'throughput')
 
 def scaling(runs: list[FinishedRun]) -> pd.DataFrame:
     "Throughput after warm-up, speed-up and scaling efficiency per device count (per engine when both are given)."
@@ -70,7 +79,7 @@ def scaling(runs: list[FinishedRun]) -> pd.DataFrame:
 def epoch_times(run: FinishedRun) -> pd.Series:
     "Wall seconds of each epoch (training and validation), indexed by epoch (1-based)."
     m = run.metrics
-    return (m.epoch_end - m.epoch_start).set_axis(m.epoch)
+    return finite_epochs(run, (m.epoch_end - m.epoch_start).set_axis(m.epoch), 'wall time')
 
 def total_time(run: FinishedRun) -> float:
     "Seconds of the epochs after the warm-up (all epochs when the run is not longer than its warm-up)."

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..engine.runs import load_run
+from ..engine.runs import load_run, run_damage
 from ..config import TASKS, PACKAGE_DIR, SeemoreError, config_hash, load_config, profile_names, read_yaml
 
 # %% auto #0
@@ -139,7 +139,10 @@ def _status(cell: GridRow, meta: dict, gpus: int | None, folder: Path | None, ep
         return f'skipped: needs {cell.devices} GPUs, this machine has {gpus}'
     if folder is not None and (folder/'complete.json').exists():
         import json
-        if json.loads((folder/'complete.json').read_text()).get('epochs', 0) >= epochs: return 'done'
+        record = json.loads((folder/'complete.json').read_text())
+        damage = run_damage(folder, record)
+        if damage: return f'damaged: {"; ".join(damage)}'
+        if record.get('epochs', 0) >= epochs: return 'done'
     return 'todo'
 
 def _stage_done(cell: GridRow, profile: str, overrides) -> bool:
@@ -210,7 +213,9 @@ def load_cells(plan: pd.DataFrame, profile: str, timing: bool = False, **where) 
     if timing: sel = timing_cells(sel)
     missing = sel[sel.status != 'done']
     if len(missing):
-        raise GridError(f'runs missing for {", ".join(missing.name)}: make them with '
+        damaged = [f'{r.name} ({r.status})' for r in missing.itertuples() if r.status.startswith('damaged')]
+        raise GridError(f'runs missing for {", ".join(missing.name)}'
+                        + (f' (damaged: {"; ".join(damaged)})' if damaged else '') + ': make them with '
                         f'`seemore_reproduce --config {profile} --only {",".join(missing.name)}`')
     return sel.assign(run=[load_run(f) for f in sel.folder])
 

@@ -6,21 +6,27 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import json
 import os
+import shlex
+import signal
 import sys
+import threading
 import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..config import (add_config_args, config_from_args, guarded, load_config, project_root, resolve_path,
-                               save_config)
+from ..config import (SeemoreError, add_config_args, config_from_args, guarded, load_config, os_error_line,
+                               project_root, resolve_path, save_config)
 from .grid import GridError, format_plan, grid_plan, stage_module
 
 # %% auto #0
 __all__ = ['TRAIN_TEMPLATE', 'KERNEL_ARGS', 'paper_notebooks', 'figures_root', 'run_notebook', 'run_stages', 'Outcome',
-           'run_cell', 'check_only', 'reproduce', 'report', 'main']
+           'run_cell', 'check_only', 'run_template', 'reproduce', 'report', 'GridInterrupted', 'GridStop',
+           'continue_command', 'stopped_grid_message', 'main']
 
 # %% ../../nbs/66_report.reproduce.ipynb #7d38248d
 TRAIN_TEMPLATE = 'train_run.ipynb'
@@ -42,15 +48,19 @@ def figures_root(cfg, figures_dir=None) -> Path:
 # the executed notebook instead of the terminal; the notebook keeps the output.
 KERNEL_ARGS = ['--IPKernelApp.log_level=ERROR']
 
+_KERNEL = {'pid': None}          # the kernel running a notebook for this process now, if any (a stop interrupts it)
+
 def _kernel_manager(log_path: Path):
-    "A kernel manager class whose kernels write their stdout and stderr to `log_path`."
+    "A kernel manager class whose kernels write their stdout and stderr to `log_path` and whose pid is `_KERNEL`'s."
     from jupyter_client.manager import AsyncKernelManager
     class LoggedKernelManager(AsyncKernelManager):
         async def start_kernel(self, **kw):
             log = open(log_path, 'wb')
             env = {**(kw.pop('env', None) or os.environ), 'MPLBACKEND': 'module://matplotlib_inline.backend_inline'}
-            try: return await super().start_kernel(stdout=log, stderr=log, env=env, **kw)
+            try: started = await super().start_kernel(stdout=log, stderr=log, env=env, **kw)
             finally: log.close()                                   # the kernel keeps its own copy of the descriptor
+            _KERNEL['pid'] = getattr(getattr(self.provisioner, 'process', None), 'pid', None)
+            return started
     return LoggedKernelManager
 
 def run_notebook(template: Path, out: Path, parameters: dict) -> dict:
@@ -64,7 +74,7 @@ def run_notebook(template: Path, out: Path, parameters: dict) -> dict:
                             shutdown_kernel='immediate',
                             kernel_manager_class=_kernel_manager(out.with_suffix('.kernel.log')))
     finally:
-        wall = time.perf_counter() - start
+        wall, _KERNEL['pid'] = time.perf_counter() - start, None
     cells = sum((c.get('metadata',
                        {}).get('papermill', {}).get('duration') or 0) for c in json.loads(out.read_text())['cells'])
     return dict(seconds=wall, cells_seconds=cells, overhead=wall - cells)
@@ -125,10 +135,30 @@ def check_only(only: str | None, profile: str, overrides=(), grid=None):
         raise GridError(f"--only {only!r} matches no cell or template of the {Path(profile).stem} grid; the names are: "
                         f"{', '.join(names)}")
 
+def run_template(template: Path, out_dir: Path, params: dict, figures: Path) -> tuple[Outcome, list[str]]:
+    "Execute one figure template; its Outcome and the figures it drew (PNG names)."
+    before = {p: p.stat().st_mtime_ns for p in figures.glob('*.png')} if figures.exists() else {}
+    try:
+        timing = run_notebook(template, out_dir/template.name, params)
+        o = Outcome(template.stem, 'done', timing['seconds'], out_dir/template.name, timing=timing)
+    except Exception as e: o = Outcome(template.stem, 'failed', notebook=out_dir/template.name, detail=_failure_line(e))
+    made = (sorted(p.name for p in figures.glob('*.png') if before.get(p) != p.stat().st_mtime_ns)
+            if figures.exists() else [])
+    return o, made
+
+def _write(o: Outcome, bar, overhead: bool = False):
+    "One line per cell (`overhead`: per template, with papermill's overhead) above the progress bar."
+    took = (f" in {o.seconds:.1f} s (papermill overhead {o.timing['overhead']:.1f} s)" if overhead and o.timing
+            else f' in {o.seconds:.0f} s' if o.status == 'done' and not overhead else '')
+    bar.write(f'{o.name}: {o.status}' + took + (f' ({o.detail})' if o.detail else ''))
+    bar.update()
+
 def reproduce(
     profile: str = 'cpu', overrides=(), figures_dir=None, only: str | None = None, grid=None
 ) -> list[Outcome]:
-    "Stages, the grid, the figure templates and RESULTS.md for `profile`; one Outcome per cell and template."
+    """Stages, the grid, the figure templates and RESULTS.md for `profile`; one Outcome per cell and template.
+    SIGTERM or Ctrl-C: the running cell ends with its checkpoint, nothing else starts, and `GridInterrupted` says how
+    to go on."""
     import fnmatch
     from tqdm import tqdm
     from seemore_nb.report.results import write_results
@@ -138,40 +168,36 @@ def reproduce(
     figures = figures_root(cfg, figures_dir)
     plan = grid_plan(profile, overrides, grid, only)
     templates = [t for t in paper_notebooks() if not only or any(fnmatch.fnmatch(t.stem, p) for p in only.split(','))]
-    if plan.status.eq('todo').any() or templates: run_stages(cfg)
     out_dir = resolve_path(cfg.train.runs_dir)/'reproduce'/cfg.profile
-    save_config(cfg, out_dir/'config.yaml')
-    outcomes = []
+    outcomes, drawn, stop = [], [], GridStop()
     bar = tqdm(total=len(plan) + len(templates), unit='nb', dynamic_ncols=True, file=sys.stderr)
-    for _, row in plan.iterrows():
-        bar.set_description(row['name'])
-        o = run_cell(row, profile, overrides)
-        tqdm.write(f"{o.name}: {o.status}"
-                   + (f' in {o.seconds:.0f} s' if o.status == 'done' else '')
-                   + (f' ({o.detail})' if o.detail else ''))
-        outcomes.append(o); bar.update()
-    plan = grid_plan(profile, overrides, grid)                # the templates and RESULTS.md see every finished run
-    params = dict(profile=profile, overrides=list(overrides), figures_dir=str(figures))
-    drawn = []
-    for template in templates:
-        bar.set_description(template.stem)
-        before = {p: p.stat().st_mtime_ns for p in figures.glob('*.png')} if figures.exists() else {}
-        try:
-            timing = run_notebook(template, out_dir/template.name, params); o = Outcome(template.stem, 'done',
-                                                                                        timing['seconds'],
-                                                                                        out_dir/template.name,
-                                                                                        timing=timing)
-        except Exception as e:
-            o = Outcome(template.stem, 'failed', notebook=out_dir/template.name, detail=_failure_line(e))
-        made = (sorted(p.name for p in figures.glob('*.png') if before.get(p) != p.stat().st_mtime_ns)
-                if figures.exists()
-                else [])
-        drawn += [(name, template.name, o.seconds) for name in made]
-        tqdm.write(f'{o.name}: {o.status}' + (f" in {o.seconds:.1f} s (papermill overhead {o.timing['overhead']:.1f} "
-                                              "s)" if o.timing else '') + (f' ({o.detail})' if o.detail else ''))
-        outcomes.append(o); bar.update()
-    bar.close()
-    if templates: write_results(figures/'RESULTS.md', cfg, plan, drawn, outcomes)
+    try:
+        with stop:
+            if (plan.status.eq('todo') | plan.status.str.startswith('damaged')).any() or templates: run_stages(cfg)
+            save_config(cfg, out_dir/'config.yaml')
+            for _, row in plan.iterrows():
+                bar.set_description(row['name'])
+                outcomes.append(stop.outcome(run_cell(row, profile, overrides))); _write(outcomes[-1], bar)
+                if stop.signal: break
+            plan = grid_plan(profile, overrides, grid)        # the templates and RESULTS.md see every finished run
+            params = dict(profile=profile, overrides=list(overrides), figures_dir=str(figures))
+            for template in templates if not stop.signal else []:
+                bar.set_description(template.stem)
+                o, made = run_template(template, out_dir, params, figures)
+                outcomes.append(stop.outcome(o)); _write(outcomes[-1], bar, overhead=True)
+                drawn += [(name, template.name, o.seconds) for name in made]
+                if stop.signal: break
+    except KeyboardInterrupt: stop.signal = stop.signal or 'SIGINT'          # between notebooks: nothing to end
+    finally: bar.close()
+    if stop.signal:
+        raise GridInterrupted(stop.signal, stopped_grid_message(stop.signal, outcomes,
+                                                                continue_command(profile, overrides, figures_dir,
+                                                                                 only, grid)))
+    if templates:
+        try: write_results(figures/'RESULTS.md', cfg, plan, drawn, outcomes)
+        except (OSError, SeemoreError) as e:
+            outcomes.append(Outcome('RESULTS.md', 'failed', notebook=None,
+                                    detail=os_error_line(e) if isinstance(e, OSError) else str(e)))
     return outcomes
 
 def report(outcomes: list[Outcome]) -> str:
@@ -187,6 +213,55 @@ def report(outcomes: list[Outcome]) -> str:
             lines.append(f'FAILED {o.name}: {o.detail}' + ('\n  executed notebook: '
                                                            f'{o.notebook}' if o.notebook else ''))
     return '\n'.join(lines)
+
+# %% ../../nbs/66_report.reproduce.ipynb #3a6360c0
+class GridInterrupted(SeemoreError):
+    "The grid stopped on a signal; `signal` names it, the message says what finished and how to continue."
+    def __init__(self, signal_name: str, message: str): super().__init__(message); self.signal = signal_name
+
+class GridStop:
+    """While active, SIGTERM and SIGINT stop the grid: the running kernel is interrupted once (an engine checkpoints and
+    stops); between notebooks the signal raises KeyboardInterrupt. `signal`: the first signal's name, or None."""
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self): self.signal, self._previous = None, {}
+
+    def _handle(self, signum, frame):
+        first, self.signal = self.signal is None, self.signal or signal.Signals(signum).name
+        if _KERNEL['pid'] is None: raise KeyboardInterrupt
+        if first:
+            with contextlib.suppress(ProcessLookupError): os.kill(_KERNEL['pid'], signal.SIGINT)
+
+    def outcome(self, o: Outcome) -> Outcome:
+        "A notebook that a stop cut short is 'interrupted', not 'failed'."
+        return dataclasses.replace(o, status='interrupted') if self.signal and o.status == 'failed' else o
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc):
+        for s, handler in self._previous.items(): signal.signal(s, handler)
+        self._previous = {}
+
+def continue_command(profile: str, overrides=(), figures_dir=None, only=None, grid=None) -> str:
+    "The `seemore_reproduce` command line that goes on where this one stopped."
+    args = ['seemore_reproduce', '--config', profile, *overrides, *(['--only', only] if only else []),
+            *(['--grid', str(grid)] if grid else []), *(['--figures-dir', str(figures_dir)] if figures_dir else [])]
+    return shlex.join(args)
+
+def stopped_grid_message(signal_name: str, outcomes: list[Outcome], command: str) -> str:
+    "What a stopped grid prints, once: what finished, what was interrupted, and the command that continues."
+    names = lambda status: [o.name for o in outcomes if o.status == status]
+    done, cut, complete = names('done'), names('interrupted'), [o.name for o in outcomes
+                                                                 if o.detail.startswith('complete')]
+    return (f'stopped on {signal_name}: '
+            + (f'finished {", ".join(done)}' if done else 'nothing finished in this run')
+            + (f' ({len(complete)} already complete)' if complete else '')
+            + (f'; interrupted {", ".join(cut)} (a training run keeps its last checkpoint)' if cut else '')
+            + f'; continue with: {command}')
+
 
 # %% ../../nbs/66_report.reproduce.ipynb #87904d74
 def main(argv=None) -> int:
@@ -205,7 +280,10 @@ def main(argv=None) -> int:
             check_only(args.only, args.config, args.overrides, args.grid)
             print(format_plan(grid_plan(args.config, args.overrides, args.grid, args.only)))
             return 0
-        outcomes = reproduce(args.config, args.overrides, args.figures_dir, args.only, args.grid)
+        try: outcomes = reproduce(args.config, args.overrides, args.figures_dir, args.only, args.grid)
+        except GridInterrupted as e:
+            print(f'seemore_reproduce: {e}', file=sys.stderr)
+            return 128 + signal.Signals[e.signal].value
         print(report(outcomes))
         return 1 if any(o.status == 'failed' for o in outcomes) else 0
     return guarded('seemore_reproduce', body, args.debug)

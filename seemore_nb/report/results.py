@@ -124,7 +124,7 @@ def results_markdown(cfg, plan: pd.DataFrame, drawn: list, outcomes: list, prov:
     except ImportError: pass                                  # this version has no baselines
     except SeemoreError as e: out += ['## Baselines', '', f'not available: {e}', '']
     skipped = plan[
-        plan.status.str.startswith('skipped') | plan.status.str.startswith('error') | (plan.status == 'todo')
+        plan.status.str.startswith(('skipped', 'error', 'damaged')) | (plan.status == 'todo')
     ]
     if len(skipped): out += ['## Cells without a run', '', markdown_table(skipped[['name', 'status']]), '']
     out += ['## Figures',

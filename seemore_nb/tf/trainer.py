@@ -26,8 +26,8 @@ import keras
 
 from ..config import Config, ConfigError, add_config_args, atomic_write, config_dict, config_from_args, guarded
 from ..engine.machines import ThisNode, check_tf_config, this_node
-from ..engine.runs import (GracefulStop, RunError, RunFolder, RunInterrupted, diverged_error, end_epoch,
-                                    refuse_changed, newest_checkpoint, prune_checkpoints, stopped_message)
+from ..engine.runs import (GracefulStop, RunError, RunFolder, RunInterrupted, changed_keys, diverged_error,
+                                    end_epoch, refuse_changed, newest_checkpoint, prune_checkpoints, stopped_message)
 from .data import EpochGrids, batch_dataset, epoch_order, replica_batches, wait_for_store
 from ..data.store import build_store, open_store, store_dir
 from .vit import keras_vit_from_config
@@ -282,12 +282,17 @@ def load_tf_state(path: Path) -> dict:
 
 @patch
 def resume(self: TFTrainer) -> bool:
-    "Continue from the newest checkpoint that loads; True when resumed."
-    found = newest_checkpoint(self.run.checkpoints, load_tf_state)
+    """Continue from the newest checkpoint that loads (its variables read, not only its state), naming those skipped;
+    True when resumed. A save that a kill cut short left a hidden folder: this worker's are removed first."""
+    for left in self.run.checkpoints.glob(f'.step-*.worker{self.worker}.*.tmp'): shutil.rmtree(left, ignore_errors=True)
+    def load(path: Path) -> dict:                            # a damaged newest one fails here, and the next is tried
+        state = load_tf_state(path)                          # (other settings: refused below, without reading)
+        if not changed_keys(state['config'], config_dict(self.cfg)): self.ckpt.read(str(path/'ckpt')).assert_consumed()
+        return state
+    found = newest_checkpoint(self.run.checkpoints, load)
     if found is None: return False
     path, state = found
     refuse_changed(state['config'], self.cfg, self.run.dir)
-    self.ckpt.read(str(path/'ckpt')).assert_consumed()
     for k in ('epoch', 'step', 'global_step', 'epoch_sums', 'epoch_start', 'history', 'best_val'):
         setattr(self, k, state[k])
     assert [int(self.counters[k].numpy()) for k in ('epoch', 'step',
@@ -340,7 +345,7 @@ def fit(self: TFTrainer) -> Path:
         self.run.finish(dict(run_id=self.t.run_id, framework='tensorflow', world_size=self.replicas,
                              workers=self.workers, epochs=self.epoch, global_step=self.global_step,
                              final=self.history[-1] if self.history else {}, weights_sha256_by_rank=[digest],
-                             evaluation=self.final_evaluation()))
+                             evaluation=self.final_evaluation()), self.history)
     return self.run.dir
 
 @patch

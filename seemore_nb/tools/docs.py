@@ -13,6 +13,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import sys
 import time
 from html.parser import HTMLParser
@@ -20,7 +21,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from ..config import add_config_args, config_from_args, load_config
-from ..core import SeemoreError, atomic_write, guarded, project_root, resolve_path
+from ..core import SeemoreError, atomic_write, die_with_parent, guarded, project_root, resolve_path
 
 # %% auto #0
 __all__ = ['BANDS', 'CONF', 'docs_sections', 'skip_flags', 'source_digest', 'notebook_key', 'execute_notebook', 'api_markdown',
@@ -71,8 +72,9 @@ def _directives(source: str) -> dict:
     from nbdev.process import extract_directives
     return extract_directives(AttrDict(source=source), remove=False)
 
-def execute_notebook(path: str, dest: str, flags=('slow',)) -> tuple[bool, float, str]:
-    "Run notebook `path` as nbdev_test does (skipping cells with `flags`) and write it, outputs included, to `dest`."
+def execute_notebook(path: str, dest: str, flags=('slow',), parent: int | None = None) -> tuple[bool, float, str]:
+    """Run notebook `path` as nbdev_test does (skipping cells with `flags`) and write it, outputs included, to `dest`;
+    a worker whose `parent` (pid) is gone writes nothing: an orphan's result never enters the cache."""
     os.environ['IN_TEST'] = '1'
     os.environ.setdefault('OMP_NUM_THREADS', '1'); os.environ.setdefault('MPLBACKEND', 'Agg')
     from execnb.nbio import nb2str, read_nb
@@ -95,6 +97,7 @@ def execute_notebook(path: str, dest: str, flags=('slow',)) -> tuple[bool, float
     except Exception:
         return False, time.perf_counter() - start, shell.prettytb(fname=path)
     text = nb2str(nb)
+    if parent is not None and os.getppid() != parent: return False, time.perf_counter() - start, 'orphaned'
     atomic_write(Path(dest), lambda f: f.write(text), 'w')
     return True, time.perf_counter() - start, ''
 
@@ -282,9 +285,10 @@ def _execute_all(todo: dict[str, tuple[Path, Path]], flags, workers: int) -> Non
     from concurrent.futures import ProcessPoolExecutor
     from tqdm import tqdm
     failed = []
-    with ProcessPoolExecutor(max(1, workers), mp_context=multiprocessing.get_context('spawn'),
-                             max_tasks_per_child=1) as pool:
-        futures = {pool.submit(execute_notebook, str(nb), str(dest), tuple(flags)): name for name,
+    # every worker dies with this process (a kill -9 included), as the store builder's and the engines' do
+    with ProcessPoolExecutor(max(1, workers), mp_context=multiprocessing.get_context('spawn'), max_tasks_per_child=1,
+                             initializer=die_with_parent, initargs=(signal.SIGKILL, os.getpid())) as pool:
+        futures = {pool.submit(execute_notebook, str(nb), str(dest), tuple(flags), os.getpid()): name for name,
                    (nb, dest) in todo.items()}
         bar = tqdm(total=len(futures), unit='nb', desc='executing', dynamic_ncols=True, file=sys.stderr)
         from concurrent.futures import as_completed

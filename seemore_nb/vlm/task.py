@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,22 +17,39 @@ import torch
 
 from ..config import Config, ConfigError, atomic_write, build_config, guarded
 from ..engine.distributed import DistEnv, all_gather_objects, barrier, unwrap
+from ..engine.runs import run_dir
 from ..engine.checkpoints import load_checkpoint
 from .data import CaptionDataError, CaptionDataset, CharTokenizer, caption_sets, to_rgb_array
 from .model import SeemoreVLM, caption_loss, generate, vlm_from_config
 
 # %% auto #0
-__all__ = ['EVAL_SPLITS', 'VLMTask', 'edit_distance', 'caption_scores', 'greedy_captions', 'evaluate_captions', 'load_captioner',
-           'caption', 'main']
+__all__ = ['EVAL_SPLITS', 'record_caption_rows', 'VLMTask', 'edit_distance', 'caption_scores', 'greedy_captions',
+           'evaluate_captions', 'load_captioner', 'check_sampling', 'caption', 'main']
 
 # %% ../../nbs/52_vlm.task.ipynb #4336fed5
+def record_caption_rows(sets: dict, folder: Path) -> dict:
+    """Write `caption_rows.json` into the run `folder`: per captions file its rows, those kept, and the bad rows skipped
+    (`vlm.on_bad_row=skip`) by reason with their source row numbers; print the counts when rows were skipped, once."""
+    keys = ('source', 'rows', 'kept', 'on_bad_row', 'skipped', 'skipped_rows')
+    record = {name: {k: s.manifest.get(k) for k in keys} for name, s in sets.items()}
+    path = folder/'caption_rows.json'
+    if path.exists() and json.loads(path.read_text()) == record: return record     # said already (the launcher)
+    atomic_write(path, lambda f: json.dump(record, f, indent=1), mode='w')
+    for r in record.values():
+        if r['skipped']:
+            counts = ', '.join(f'{n} {reason}' for reason, n in sorted(r['skipped'].items()))
+            print(f"vlm: {r['source']}: {r['kept']} of {r['rows']} rows kept, {r['rows'] - r['kept']} bad rows skipped "
+                  f"(vlm.on_bad_row=skip): {counts}; their row numbers: {path}", file=sys.stderr, flush=True)
+    return record
+
 class VLMTask:
     "The Seemore captioner on the shared engine (`train.task=vlm`)."
     def __init__(self, cfg: Config):
         self.cfg, self.tokenizer, self._sets = cfg, None, None
 
     def prepare(self, env: DistEnv):
-        if env.is_main: caption_sets(self.cfg)                   # generate and decode once
+        "Generate and decode once (rank 0); the rows kept and skipped go into the run folder, and skips are said."
+        if env.is_main: record_caption_rows(caption_sets(self.cfg), run_dir(self.cfg))
         barrier(env)
 
     def sets(self):
@@ -49,6 +68,11 @@ class VLMTask:
         if split == 'novel' and 'novel' not in sets:
             raise ConfigError('the novel-combinations split exists only for the synthetic data (vlm.captions empty)')
         return sets['novel' if split == 'novel' else 'main']
+
+    def source_rows(self, split: str) -> list[int]:
+        "The 0-based row numbers in the source CSV of the rows of `split` (bad rows skipped keep their numbers)."
+        rows = self._source(split).manifest['row_numbers']
+        return [int(rows[i]) for i in self.indices(split)]
 
     def captions(self, split: str) -> list[str]:
         caps = self._source(split).captions
@@ -140,8 +164,8 @@ def evaluate_captions(task: VLMTask, model: SeemoreVLM, folder: Path, env: DistE
             for n, name in ((1, 'one_object'), (2, 'two_objects')):
                 sel = [i for i, o in enumerate(objects) if o == n]
                 results[f'{split}_{name}'] = caption_scores([truth[i] for i in sel], [pred[i] for i in sel])
-        rows += [dict(split=split, row=int(r), objects=o, truth=t, greedy=p) for r, o, t,
-                 p in zip(idx, objects, truth, pred)]
+        rows += [dict(split=split, row=r, objects=o, truth=t, greedy=p) for r, o, t,
+                 p in zip(task.source_rows(split), objects, truth, pred)]
     if env.is_main:
         atomic_write(folder/'evaluation.json', lambda f: json.dump(results, f, indent=1), mode='w')
         frame = pd.DataFrame(rows)
@@ -177,9 +201,19 @@ def _as_array(image, size: int) -> np.ndarray:
     if isinstance(image, np.ndarray): image = Image.fromarray(image)
     return to_rgb_array(image, size)
 
+def check_sampling(temperature: float, top_k: int):
+    "A `ConfigError` for sampling values that mean nothing: a negative or non-finite temperature, a negative top-k."
+    if not (isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature >= 0):
+        raise ConfigError(f'temperature {temperature!r} (--temperature): give 0 for greedy captions or a positive '
+                          'number to sample')
+    if not isinstance(top_k, int) or top_k < 0:
+        raise ConfigError(f'top-k {top_k!r} (--top-k): give 0 to sample from every character or a positive whole '
+                          'number')
+
 def caption(images, checkpoint=None, *, model=None, tokenizer=None, temperature: float = 0.0, top_k: int = 0,
             seed: int = 0) -> list[str]:
     "One caption per image (paths, PIL images or uint8 arrays), from `checkpoint` or a given model and tokenizer."
+    check_sampling(temperature, top_k)
     if model is None: model, tokenizer, _ = load_captioner(checkpoint)
     batch = np.stack([_as_array(im, model.encoder.image_size) for im in images])
     return greedy_captions(model, batch, tokenizer, temperature=temperature, top_k=top_k, seed=seed)
@@ -188,13 +222,16 @@ def main(argv=None) -> int:
     "Console script `seemore_caption`: print one caption per image file."
     parser = argparse.ArgumentParser(prog='seemore_caption', description=main.__doc__)
     parser.add_argument('--checkpoint', required=True, help='runs/<id>/checkpoints/best.pt of a train.task=vlm run')
-    parser.add_argument('images', nargs='+', metavar='IMAGE', help='PNG or JPEG files')
+    parser.add_argument('images', nargs='*', metavar='IMAGE', help='PNG or JPEG files')
     parser.add_argument('--temperature', type=float, default=0.0, help='0: greedy (default); > 0: sample')
     parser.add_argument('--top-k', type=int, default=0, help='sample from the k most likely characters (0: all)')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--debug', action='store_true', help='show the traceback of an error')
     args = parser.parse_args(argv)
     def body():
+        if not args.images:
+            raise ConfigError('no image given; usage: seemore_caption --checkpoint runs/<id>/checkpoints/best.pt IMAGE '
+                              '[IMAGE ...]')
         for text in caption(args.images, args.checkpoint, temperature=args.temperature, top_k=args.top_k,
                             seed=args.seed):
             print(text)
