@@ -160,6 +160,8 @@ class TrainConfig:
     deterministic: bool = True         # deterministic algorithms: bit-for-bit resume on CPU
     warmup_epochs: int = field(default=5, metadata=_at_least(0))   # left out of timing totals
     steps_per_epoch: int = field(default=0, metadata=_at_least(0))  # 0: the whole training split each epoch
+    # training samples per epoch, all devices together (0: unset): the same work on every device count
+    samples_per_epoch: int = field(default=0, metadata=_at_least(0))
     loader: str = field(default='store', metadata={'choices': ('store', 'per_file')})
     num_workers: int = field(default=0, metadata=_at_least(0))
     pin_memory: bool = False
@@ -190,6 +192,12 @@ class TrainConfig:
     # max global gradient norm (unscaled under AMP); 0: off
     grad_clip: float = field(default=0.0, metadata={'min': 0})
 
+    def epoch_steps(self, full: int, replicas: int) -> int:
+        """The training steps of an epoch on `replicas` devices whose whole split takes `full` steps: capped by
+        `steps_per_epoch` (per device) or by `samples_per_epoch` (all devices together)."""
+        limit = self.steps_per_epoch or self.samples_per_epoch // (self.batch_size * replicas)
+        return min(full, limit) if limit else full
+
     def validate(self, cfg):
         if self.run_id and (not RUN_ID.match(self.run_id) or '..' in self.run_id):
             raise ConfigError(f"config key 'train.run_id' ({self.run_id!r}) must be a plain folder name: letters, "
@@ -197,6 +205,14 @@ class TrainConfig:
         if self.profile_steps and (len(self.profile_steps) != 2 or self.profile_steps[0] > self.profile_steps[1]):
             raise ConfigError(f"config key 'train.profile_steps' ({self.profile_steps}) must be empty or [first, last] "
                               "with first <= last")
+        if self.samples_per_epoch and self.steps_per_epoch:
+            raise ConfigError("config keys 'train.samples_per_epoch' and 'train.steps_per_epoch' both limit an epoch: "
+                              "set one of them (samples_per_epoch: the same work on every device count)")
+        per_step = self.batch_size * self.devices * max(1, self.nodes)
+        if self.samples_per_epoch % per_step:
+            raise ConfigError(f"config key 'train.samples_per_epoch' ({self.samples_per_epoch}) must be a multiple of "
+                              f"train.batch_size × devices ({per_step}), so that every device count trains the same "
+                              f"samples: for example {max(1, round(self.samples_per_epoch / per_step)) * per_step}")
         if self.framework == 'tensorflow' and self.task != 'classifier':
             raise ConfigError(f"train.task={self.task} with train.framework=tensorflow: the TensorFlow engine trains "
                               "the classifier only; use train.framework=pytorch for this task")

@@ -160,3 +160,19 @@ def test_sigterm_ends_the_running_cell_with_a_checkpoint_and_prints_the_continue
     assert not (folder/'complete.json').exists() and list((folder/'checkpoints').glob('step-*'))   # ended with a checkpoint
     assert not list(runs.glob('smoke-toy-next-*'))                  # nothing else started
     assert 'error: interrupted' not in err and 'Traceback' not in err
+
+
+def test_timing_cells_train_the_same_samples_on_every_device_count(smoke):
+    from seemore_nb.report.analysis import load_run, work
+    from seemore_nb.report.results import read_results_table
+    compared = 0
+    for variant in ('pt-store', 'pt-per_file', 'pt-parallel', 'tf-store', 'tf-per_file'):
+        runs = {p.parent.name: load_run(p.parent) for p in smoke.runs.glob(f'smoke-{variant}-[12]dev-*/complete.json')}
+        if not runs: continue                                       # TensorFlow not installed
+        done = {name: work(run) for name, run in runs.items()}
+        assert len(runs) == 2 and len({(w['samples'], w['val_samples'], w['epochs']) for w in done.values()}) == 1, done
+        assert sorted(len(r.timing[(r.timing.phase == 'train') & (r.timing['rank'] == 0)]) for r in runs.values()) == [4, 8]
+        compared += 1
+    assert compared >= 3
+    table = read_results_table(smoke.figures/'RESULTS.md')
+    assert set(table[table.cell.str.match(r'pt-store-\ddev')]['samples/epoch']) == {'64'}

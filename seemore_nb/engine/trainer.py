@@ -116,8 +116,7 @@ class Trainer:
         return torch.autocast(self.env.device.type, dtype=self.amp_dtype)
 
     def steps_in_epoch(self) -> int:
-        n = len(self.train_batches) + self.train_batches.skip
-        return min(n, self.cfg.train.steps_per_epoch) if self.cfg.train.steps_per_epoch else n
+        return self.cfg.train.epoch_steps(len(self.train_batches) + self.train_batches.skip, self.env.world_size)
 
     def stop_requested(self, loss: float = 0.0) -> bool:
         """True on every rank when any rank got SIGTERM or Ctrl-C; `diverged_error` on every rank when any rank's

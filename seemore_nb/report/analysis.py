@@ -16,7 +16,7 @@ _all_ = ['load_run']   # re-exported: the figure templates read runs from here
 
 # %% auto #0
 __all__ = ['PHASES', 'after_warmup', 'timing_breakdown', 'finite_epochs', 'throughput', 'scaling', 'epoch_times', 'total_time',
-           'samples_per_s', 'grid_numbers', 'plot_classifier_curves', 'stack_phases', 'plot_timing_breakdown',
+           'work', 'samples_per_s', 'grid_numbers', 'plot_classifier_curves', 'stack_phases', 'plot_timing_breakdown',
            'load_run']
 
 # %% ../../nbs/60_report.analysis.ipynb #dd3edcb2
@@ -85,6 +85,17 @@ def total_time(run: FinishedRun) -> float:
     "Seconds of the epochs after the warm-up (all epochs when the run is not longer than its warm-up)."
     return float(after_warmup(run, epoch_times(run)).sum())
 
+def work(run: FinishedRun) -> dict:
+    """The work behind `total_time`: training samples per epoch (all devices together), validation samples per epoch,
+    and the epochs counted; a run whose counted epochs trained different numbers of samples is an error."""
+    samples = after_warmup(run, run.metrics.set_index('epoch').samples)        # a per-epoch series: 1-based epochs
+    val = after_warmup(run, run.metrics.set_index('epoch').val_samples)
+    per_epoch = sorted(set(samples.astype(int)))
+    if len(per_epoch) > 1:
+        raise RunError(f'run {run.folder}: its epochs after the warm-up trained different numbers of samples '
+                       f'({per_epoch}); its total time has no single work to name')
+    return dict(samples=per_epoch[0], val_samples=int(val.iloc[0]), epochs=len(samples))
+
 def samples_per_s(run: FinishedRun) -> float:
     "Median training throughput of the epochs after the warm-up."
     return float(after_warmup(run, throughput(run)).median())
@@ -101,6 +112,8 @@ def grid_numbers(cells: pd.DataFrame) -> pd.DataFrame:
                          task=c.task, framework=r.complete.get('framework', c.framework), devices=r.world_size,
                          variant=c.variant, amp=t['amp'], device_kind=device_kind(t), epochs=len(r.metrics),
                          warmup=t['warmup_epochs'], total_s=total_time(r), samples_per_s=samples_per_s(r),
+                         samples_per_epoch=work(r)['samples'], val_samples=work(r)['val_samples'],
+                         timed_epochs=work(r)['epochs'],
                          val_accuracy=final.get('val_accuracy', np.nan),
                          **{f'{p}_ms': bd[p] * 1000 for p in (*PHASES, 'total')},
                          **{f'eval_{k}': v for k, v in ev.items() if isinstance(v, (int, float))}))

@@ -9,11 +9,12 @@ import numpy as np
 import pandas as pd
 
 from .analysis import epoch_times, stack_phases
+from ..config import SeemoreError
 from ..style import COLOURS, apply_style
 
 # %% auto #0
-__all__ = ['VARIANTS', 'FRAMEWORKS', 'group_label', 'bar_figure', 'line_figure', 'plot_throughput', 'plot_efficiency',
-           'plot_breakdown', 'plot_epoch_times', 'plot_amp', 'plot_run_curves']
+__all__ = ['VARIANTS', 'FRAMEWORKS', 'group_label', 'bar_figure', 'line_figure', 'UnequalWork', 'plot_total_time',
+           'plot_throughput', 'plot_efficiency', 'plot_breakdown', 'plot_epoch_times', 'plot_amp', 'plot_run_curves']
 
 # %% ../../nbs/61_report.figures.ipynb #a97cce75
 VARIANTS = {'per_file': 'per-file loader', 'parallel': 'per-file + worker processes', 'store': 'store'}
@@ -77,6 +78,24 @@ def line_figure(numbers: pd.DataFrame, metric: str, ylabel: str, title: str, ide
     ax.set(xlabel=f'devices ({df.device_kind.iloc[0]})', ylabel=ylabel, title=title)
     ax.set_ylim(bottom=0)
     return _finish(fig, ax)
+
+class UnequalWork(SeemoreError):
+    "A total-time figure asked to compare cells that trained different amounts of work."
+
+def plot_total_time(numbers: pd.DataFrame, title: str = 'Total training time'):
+    """Total seconds after warm-up by device count, for cells that did the same work: the same training samples per
+    epoch (all devices together), the same validation samples, for as many epochs; otherwise `UnequalWork` naming
+    the cells and what each trained. The axis says the work."""
+    work = numbers[['cell', 'timed_epochs', 'samples_per_epoch', 'val_samples']]
+    if len(work.drop(columns='cell').drop_duplicates()) > 1:
+        each = '; '.join(f'{r.cell}: {r.timed_epochs} × {r.samples_per_epoch} samples (+ {r.val_samples} validation)'
+                         for r in work.itertuples())
+        raise UnequalWork(f'{title}: the cells did unequal work, so their totals do not compare ({each}); give the '
+                          'timing cells one train.samples_per_epoch (a multiple of train.batch_size × devices)')
+    r = work.iloc[0]
+    ylabel = (f'seconds for {r.timed_epochs} × {r.samples_per_epoch:,} training samples\n'
+              f'(+ validation of the same {r.val_samples:,})')
+    return bar_figure(numbers, 'total_s', ylabel, title)
 
 def plot_throughput(numbers: pd.DataFrame, title: str = 'Training throughput (after warm-up)'):
     "Training samples per second by device count, with each group's linear ideal."

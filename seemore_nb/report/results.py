@@ -63,7 +63,8 @@ def markdown_table(df: pd.DataFrame, floats: dict | None = None) -> str:
 
 RUN_COLUMNS = {'cell': 'cell', 'run_id': 'run id', 'config_hash': 'config hash', 'framework': 'framework',
                'devices': 'devices', 'variant': 'loader', 'amp': 'amp', 'device_kind': 'device kind', 'kind': 'kind',
-               'epochs': 'epochs', 'warmup': 'warm-up', 'total_s': 'total s (after warm-up)',
+               'epochs': 'epochs', 'warmup': 'warm-up', 'samples_per_epoch': 'samples/epoch',
+               'total_s': 'total s (after warm-up)',
                'samples_per_s': 'samples/s', 'E': 'E', 'val_accuracy': 'val accuracy'}
 FORMATS = {'total s (after warm-up)': '{:.2f}', 'samples/s': '{:.2f}', 'E': '{:.3f}', 'val accuracy': '{:.4f}'}
 

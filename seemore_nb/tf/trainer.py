@@ -136,7 +136,7 @@ class TFTrainer:
     def steps(self, split: str) -> int:
         n = len(self.train_rows if split == 'train' else self.val_rows)
         full = math.ceil(n / (self.t.batch_size * self.replicas))
-        return min(full, self.t.steps_per_epoch) if split == 'train' and self.t.steps_per_epoch else full
+        return self.t.epoch_steps(full, self.replicas) if split == 'train' else full
 
     def batches(self, split: str, epoch: int, skip: int = 0, repeat: bool = False):
         """This epoch's distributed iterator (from step `skip` on; `repeat`: again and again) and this worker's real
@@ -245,7 +245,6 @@ def _profile(self: TFTrainer, global_step: int, end: bool = False):
         tf.profiler.experimental.stop()
         self._profiling = False
 
-
 # %% ../../nbs/42_tf.trainer.ipynb #e5000fdf
 def _state(self: TFTrainer) -> dict:
     return dict(epoch=self.epoch, step=self.step, global_step=self.global_step, epoch_sums=self.epoch_sums,
@@ -302,7 +301,6 @@ def resume(self: TFTrainer) -> bool:
         print(f'resumed {self.run.dir.name} at epoch {self.epoch + 1}, step {self.step} (global step '
               f'{self.global_step})', flush=True)
     return True
-
 
 # %% ../../nbs/42_tf.trainer.ipynb #4884a5ee
 def _scalar(tag: str, value):
