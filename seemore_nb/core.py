@@ -16,8 +16,8 @@ from pathlib import Path
 import yaml
 
 # %% auto #0
-__all__ = ['PR_SET_PDEATHSIG', 'project_root', 'resolve_path', 'atomic_write', 'read_yaml', 'SeemoreError', 'os_error_line',
-           'guarded', 'die_with_parent']
+__all__ = ['PR_SET_PDEATHSIG', 'TIMING_FLAGS', 'project_root', 'resolve_path', 'atomic_write', 'read_yaml', 'SeemoreError',
+           'os_error_line', 'guarded', 'die_with_parent', 'cpu_info', 'bf16_native']
 
 # %% ../nbs/00_core.ipynb #8c8e1d52
 def project_root() -> Path:
@@ -132,3 +132,24 @@ def die_with_parent(sig: int = signal.SIGKILL, parent: int | None = None):
     try: ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
     except (OSError, AttributeError): return
     if os.getppid() != parent: os.kill(os.getpid(), sig)          # the parent died before prctl took effect
+
+# %% ../nbs/00_core.ipynb #066b2c8a
+TIMING_FLAGS = ('avx2', 'avx512f', 'avx512_bf16', 'avx512_fp16', 'amx_tile', 'amx_bf16')
+
+def cpu_info(cpuinfo: str | None = None) -> dict:
+    """This machine's CPU: `model`, the `cores` this process may use and the `flags` among `TIMING_FLAGS` it has (from
+    `/proc/cpuinfo`, or the text `cpuinfo`)."""
+    import platform
+    if cpuinfo is None:
+        try: cpuinfo = Path('/proc/cpuinfo').read_text()
+        except OSError: cpuinfo = ''
+    field = lambda name: next((l.split(':', 1)[1].strip() for l in cpuinfo.splitlines() if l.startswith(name)), '')
+    have = set(field('flags').split())
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()
+    return dict(model=field('model name') or platform.processor() or 'unknown', cores=cores,
+                flags=[f for f in TIMING_FLAGS if f in have])
+
+def bf16_native(machine: dict) -> bool:
+    "Whether the CPU of `machine` (a `cpu_info`) computes bf16 in hardware (AVX512_BF16 or AMX), not emulated."
+    return bool({'avx512_bf16', 'amx_bf16'} & set(machine.get('flags', ())))
+

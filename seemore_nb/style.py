@@ -8,10 +8,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .config import atomic_write
+from .config import atomic_write, bf16_native
 
 # %% auto #0
-__all__ = ['COLOURS', 'RC', 'DATA_SOURCES', 'apply_style', 'device_kind', 'run_footer', 'footer', 'save_figure']
+__all__ = ['COLOURS', 'RC', 'DATA_SOURCES', 'apply_style', 'device_kind', 'machine_text', 'amp_note', 'run_footer', 'footer',
+           'save_figure']
 
 # %% ../nbs/03_style.ipynb #006277b7
 COLOURS = ['#4C72B0', '#DD8452', '#55A868', '#C44E52', '#8172B3', '#937860', '#DA8BC3', '#8C8C8C']
@@ -37,11 +38,25 @@ def device_kind(train: dict) -> str:
     import torch
     return 'GPUs' if torch.cuda.is_available() else 'CPU processes'
 
-def run_footer(cfg: dict, what: str = '') -> str:
-    "Profile, data source and device kind of a config (a dict, as `config_dict` or a run's config.yaml gives)."
+def machine_text(machine: dict | None) -> str:
+    "'2 cores of <CPU model> (avx2, avx512f, …)' for a run's recorded `machine` (or that the run did not record it)."
+    if not machine: return 'a machine the run did not record'
+    if machine.get('gpu'): return machine['gpu']
+    return f"{machine['cores']} cores of {machine['model']} ({', '.join(machine['flags']) or 'no AVX2'})"
+
+def amp_note(machine: dict | None) -> str:
+    "Whether bf16 ran natively on the run's CPU (AVX512_BF16 or AMX) or emulated, and so slowly, in software."
+    if not machine or machine.get('gpu'): return ''
+    return ('bf16 native (AVX512_BF16/AMX)' if bf16_native(machine)
+            else 'bf16 emulated: this CPU has no AVX512_BF16 or AMX, so bf16 runs in software, slowly')
+
+def run_footer(cfg: dict, what: str = '', machine: dict | None = None) -> str:
+    """Profile, data source and device kind of a config (a dict, as `config_dict` or a run's config.yaml gives); with a
+    run's recorded `machine` (`complete.json`), the cores, CPU and instruction sets it ran on."""
     t, kind = cfg['train'], device_kind(cfg['train'])
     if kind == 'CPU processes':
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()
+        cores = machine['cores'] if machine else (len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity')
+                                                   else os.cpu_count())
         # the launchers split the cores between the processes (cpu_threads)
         cap = os.environ.get('OMP_NUM_THREADS', '')
         threads = (f'at most {cap} thread(s) per process'
@@ -53,6 +68,7 @@ def run_footer(cfg: dict, what: str = '') -> str:
     else: where = 'devices = GPUs (DDP, NCCL)'
     source = DATA_SOURCES.get(cfg['data']['source'], cfg['data']['source'])
     parts = [f"profile {cfg['profile']}", f'data: {source}', where, f"{t['batch_size']} samples per process step"]
+    if machine is not None: parts.append(f'ran on {machine_text(machine)}')
     return ' · '.join(parts + ([what] if what else []))
 
 def footer(fig, text: str) -> None:

@@ -51,6 +51,8 @@ def test_results_md_numbers_equal_the_run_folders(smoke):
     text = (smoke.figures/'RESULTS.md').read_text()
     for name in FIGURES: assert f'`{name}.png` (+ .pdf)' in text
     assert '## Provenance' in text and 'git commit' in text and 'papermill overhead' in text
+    from seemore_nb.config import cpu_info
+    assert f"- the runs ran on: {cpu_info()['cores']} cores of {cpu_info()['model']} (" in text      # read from the runs
     for done in smoke.runs.glob('*vlm*/complete.json'):                          # the VLM's exact match, from its run folder
         ev = json.loads(done.read_text())['evaluation']['test']
         assert f"| test | {ev['count']} | {ev['exact_match']:.1%} | {ev['cer']:.1%} |" in text
@@ -176,3 +178,11 @@ def test_timing_cells_train_the_same_samples_on_every_device_count(smoke):
     assert compared >= 3
     table = read_results_table(smoke.figures/'RESULTS.md')
     assert set(table[table.cell.str.match(r'pt-store-\ddev')]['samples/epoch']) == {'64'}
+
+
+def test_the_engine_benchmark_runs_each_side_in_a_fresh_process_on_the_grid_cells():
+    pytest.importorskip('tensorflow')
+    from seemore_nb.tools.bench import benchmark_tf
+    r = benchmark_tf('smoke', repeats=1)
+    assert r['pytorch_processes_with_tensorflow'] == 0 and all(len(v) == 1 for v in r['runs'].values())
+    assert r['ratio'] == pytest.approx(r['tensorflow_1'] / r['pytorch_1']) and r['ratio'] > 0

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..config import (Config, ConfigError, SeemoreError, atomic_write, config_dict, read_yaml, resolve_path,
-                               save_config)
+from ..config import (Config, ConfigError, SeemoreError, atomic_write, config_dict, cpu_info, read_yaml,
+                               resolve_path, save_config)
 
 # %% auto #0
 __all__ = ['RESUMABLE_CHANGES', 'OTHER_STAGES', 'TIMING_COLUMNS', 'RUN_FILES', 'RunError', 'new_run_id', 'run_dir', 'RunLock',
@@ -228,7 +228,9 @@ class RunFolder:
                   else pd.DataFrame(columns=TIMING_COLUMNS))
         atomic_write(self.dir/'timing.parquet', lambda f: timing.to_parquet(f))
         rows = {'metrics.csv': len(history), 'timing.parquet': len(timing), 'config.yaml': None}
-        summary = summary | {'files': {name: file_record(self.dir/name, rows[name]) for name in RUN_FILES}}
+        machine = cpu_info() | {'gpu': summary.pop('gpu', None)}      # what decides the timings: the footers read it
+        summary = summary | {'machine': machine,
+                             'files': {name: file_record(self.dir/name, rows[name]) for name in RUN_FILES}}
         atomic_write(self.dir/'complete.json', lambda f: f.write(json.dumps(summary, indent=1, default=float)),
                      mode='w')
 

@@ -304,7 +304,8 @@ def _finish(self: Trainer):
     if self.env.is_main:
         summary = dict(run_id=self.cfg.train.run_id, world_size=self.env.world_size, epochs=self.epoch,
                        global_step=self.global_step, final=self.history[-1] if self.history else {},
-                       weights_sha256_by_rank=digests, framework='pytorch')
+                       weights_sha256_by_rank=digests, framework='pytorch',
+                       gpu=torch.cuda.get_device_name(self.env.device) if self.env.device.type == 'cuda' else None)
         if evaluation is not None: summary['evaluation'] = evaluation
         self.run.finish(summary, self.history)
     barrier(self.env)

@@ -15,12 +15,13 @@ from pathlib import Path
 import pandas as pd
 
 from ..engine.runs import load_run, run_damage
-from ..config import TASKS, PACKAGE_DIR, SeemoreError, config_hash, load_config, profile_names, read_yaml
+from ..config import (TASKS, PACKAGE_DIR, SeemoreError, bf16_native, config_hash, cpu_info, load_config,
+                               profile_names, read_yaml)
 
 # %% auto #0
 __all__ = ['GRIDS_DIR', 'COLUMNS', 'KINDS', 'STAGES', 'GridError', 'GridRow', 'grid_path', 'load_grid', 'train_overrides',
-           'template_parameters', 'cell_config', 'gpu_count', 'stage_module', 'missing_feature', 'grid_plan',
-           'format_plan', 'classifier_runs', 'profile_overrides', 'load_cells', 'timing_cells']
+           'template_parameters', 'emulated_bf16_bound', 'cell_config', 'gpu_count', 'stage_module', 'missing_feature',
+           'grid_plan', 'format_plan', 'classifier_runs', 'profile_overrides', 'load_cells', 'timing_cells']
 
 # %% ../../nbs/62_report.grid.ipynb #ab192a2e
 GRIDS_DIR = PACKAGE_DIR/'configs'/'grids'
@@ -97,9 +98,21 @@ def train_overrides(task='classifier', framework='pytorch', devices=1, loader='s
 
 def template_parameters(cell: GridRow, profile: str, overrides=()) -> dict:
     "The training template's parameters for `cell` (without the run id)."
-    return dict(profile=profile if cell.profile == '-' else cell.profile, task=cell.task, framework=cell.framework,
-                devices=cell.devices, loader=cell.loader, amp=cell.amp, epochs=cell.epochs, warmup_epochs=cell.warmup,
-                overrides=[*overrides, f'train.num_workers={cell.num_workers}', *cell.overrides])
+    p = dict(profile=profile if cell.profile == '-' else cell.profile, task=cell.task, framework=cell.framework,
+             devices=cell.devices, loader=cell.loader, amp=cell.amp, epochs=cell.epochs, warmup_epochs=cell.warmup,
+             overrides=[*overrides, f'train.num_workers={cell.num_workers}', *cell.overrides])
+    if cell.amp == 'bf16': p['overrides'] += emulated_bf16_bound(p)
+    return p
+
+def emulated_bf16_bound(p: dict) -> list[str]:
+    """A bf16 cell on a CPU that emulates bf16 (no AVX512_BF16 or AMX, no GPU) runs about 12× slower than fp32: it
+    trains a quarter of its `train.samples_per_epoch`, so that it cannot dominate the main job (its throughput still
+    compares; its run id says it is other work)."""
+    if bf16_native(cpu_info()) or gpu_count(): return []
+    t = load_config(p['profile'], train_overrides(**{k: v for k, v in p.items() if k != 'profile'})).train
+    if not t.samples_per_epoch: return []
+    per_step = t.batch_size * t.devices
+    return [f'train.samples_per_epoch={max(1, t.samples_per_epoch // per_step // 4) * per_step}']
 
 def cell_config(cell: GridRow, profile: str, overrides=()):
     "The resolved config of a cell and its run id `<profile>-<name>-<hash of the config>`."

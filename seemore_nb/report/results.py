@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import SeemoreError, atomic_write, project_root
-from ..style import DATA_SOURCES
+from ..style import DATA_SOURCES, machine_text
 
 # %% auto #0
 __all__ = ['PACKAGES', 'RUN_COLUMNS', 'FORMATS', 'provenance', 'markdown_table', 'results_markdown', 'write_results',
@@ -144,9 +144,11 @@ def results_markdown(cfg, plan: pd.DataFrame, drawn: list, outcomes: list, prov:
                 markdown_table(pd.DataFrame(timed, columns=['notebook', 'wall s', 'cells s', 'papermill overhead s']),
                                {k: '{:.1f}' for k in ('wall s', 'cells s', 'papermill overhead s')}),
                 '']
+    ran_on = sorted({machine_text(c.run.complete.get('machine')) for c in cells.itertuples()})   # from the runs
     out += ['## Provenance', '', f"- git commit: `{prov['commit']}`",
             f"- Python {prov['python']}; " + ', '.join(f'{k} {v}' for k, v in prov['packages'].items()),
-            f"- CPU: {prov['cpu']}", f"- GPU: {prov['gpu']}", '']
+            f"- the runs ran on: {'; '.join(ran_on) or 'no runs'}",
+            f"- drawn on: CPU {prov['cpu']}; GPU {prov['gpu']}", '']
     return '\n'.join(out)
 
 def write_results(path, cfg, plan, drawn, outcomes) -> Path:

@@ -6,15 +6,21 @@
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import subprocess
+import sys
 import tempfile
 import time
 
 import numpy as np
 
+from ..config import SeemoreError
+
 # %% auto #0
-__all__ = ['PEAK_BF16_TFLOPS', 'benchmark_loader', 'format_loader_line', 'RGBArrays', 'benchmark_train', 'benchmark_ddp',
-           'format_train_line', 'engine_epoch', 'alternate', 'peak_tflops', 'benchmark_amp', 'benchmark_tf',
-           'benchmark_tf_overhead', 'format_tf_line', 'bench_config', 'main']
+__all__ = ['PEAK_BF16_TFLOPS', 'TF_CELLS', 'benchmark_loader', 'format_loader_line', 'RGBArrays', 'benchmark_train',
+           'benchmark_ddp', 'format_train_line', 'engine_epoch', 'alternate', 'peak_tflops', 'benchmark_amp',
+           'fresh_run', 'benchmark_tf', 'grid_ratio', 'benchmark_tf_overhead', 'format_tf_line', 'bench_config', 'main']
 
 # %% ../../nbs/70_tools.bench.ipynb #58c57b7c
 def _samples_per_second(new_loader, repeats: int) -> float:
@@ -193,31 +199,59 @@ def _engine_against_bare(trainer, bare, repeats: int) -> dict:
     out['overhead'] = out['bare'] / out['engine'] - 1
     return out
 
-def benchmark_tf(cfg, steps: int = 30, repeats: int = 1) -> dict:
-    """Training samples/s of both engines on `cfg.train.devices`, and of TensorFlow on 1 and 2 logical devices (order
-    alternated)."""
-    from seemore_nb.report.analysis import load_run, scaling
-    from seemore_nb.config import with_overrides
-    from seemore_nb.engine.launch import launch
-    rates = {}
-    with tempfile.TemporaryDirectory() as runs:
-        def run(framework, devices, k):
-            cfg_k = with_overrides(cfg, [f'train.runs_dir={runs}', f'train.run_id={framework}{devices}-{k}',
-                                         f'train.devices={devices}', f'train.framework={framework}',
-                                         f'train.steps_per_epoch={steps}', 'train.epochs=3', 'train.warmup_epochs=1',
-                                         'train.resume=off'])
-            r = load_run(launch(cfg_k))
-            rates.setdefault((framework, devices), []).append(float(scaling([r]).samples_per_s.iloc[0]))
-        n = cfg.train.devices
+def fresh_run(profile: str, overrides: list[str], threads: int) -> dict:
+    """Train one run in a fresh Python process with `threads` OpenMP threads (`launch`, as `seemore_train` does): its
+    samples/s after the warm-up, its folder, and whether that process imported TensorFlow (a PyTorch measurement
+    must not run beside it)."""
+    code = ('import json, sys\nfrom seemore_nb.engine.launch import launch\n'
+            f'folder = launch({profile!r}, {list(overrides)!r})\n'
+            "print('BENCH', json.dumps(dict(folder=str(folder), tensorflow='tensorflow' in sys.modules)))")
+    env = os.environ | {'OMP_NUM_THREADS': str(threads), 'PYTHONHASHSEED': '0'}
+    proc = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, env=env)
+    said = [l for l in proc.stdout.splitlines() if l.startswith('BENCH ')]
+    if proc.returncode or not said:
+        last = (proc.stderr.strip().splitlines() or ['?'])[-1]
+        raise SeemoreError(f'a benchmark run failed ({" ".join(overrides)}): {last}')
+    out = json.loads(said[-1][6:])
+    from seemore_nb.report.analysis import load_run, samples_per_s
+    return out | dict(samples_per_s=samples_per_s(load_run(out['folder'])))
+
+TF_CELLS = {'pytorch_1': 'pt-store-1dev', 'tensorflow_1': 'tf-store-1dev', 'tensorflow_2': 'tf-store-2dev'}
+
+def benchmark_tf(profile: str = 'cpu', overrides=(), repeats: int = 3, threads: int | None = None) -> dict:
+    """Both engines on the grid's own timing cells (`TF_CELLS` of `profile`'s grid: the same configs, so the benchmark
+    and the grid measure one thing), each run in a fresh process with the same threads, `repeats` rounds in
+    alternating order. Every run's samples/s, the medians, and the TensorFlow/PyTorch ratio per round."""
+    from seemore_nb.report.grid import grid_path, load_grid, template_parameters, train_overrides
+    cells = {c.name: c for c in load_grid(grid_path(profile))[1]}
+    threads = threads or len(os.sched_getaffinity(0))
+    runs = {k: [] for k in TF_CELLS}
+    with tempfile.TemporaryDirectory() as tmp:
         for k in range(repeats):
-            order = [('tensorflow', n), ('pytorch', n)]
-            for item in (order if k % 2 == 0 else order[::-1]): run(*item, k)
-        for devices in (1, 2):
-            if (('tensorflow', devices)) not in rates: run('tensorflow', devices, 0)
-    out = {f'{fw}_{d}': float(np.median(v)) for (fw, d), v in rates.items()}
-    out['devices'], out['ratio'] = n, out[f'tensorflow_{n}'] / out[f'pytorch_{n}']
+            order = list(TF_CELLS) if k % 2 == 0 else list(TF_CELLS)[::-1]
+            for key in order:
+                p = template_parameters(cells[TF_CELLS[key]], profile, overrides)
+                more = [f'train.runs_dir={tmp}', f'train.run_id={key}-{k}', 'train.resume=off']
+                runs[key].append(fresh_run(p.pop('profile'), train_overrides(**p) + more, threads))
+    if any(r['tensorflow'] for r in runs['pytorch_1']):
+        raise SeemoreError('a PyTorch measurement ran in a process that had imported TensorFlow')
+    rate = {k: [r['samples_per_s'] for r in v] for k, v in runs.items()}
+    ratios = [t / p for t, p in zip(rate['tensorflow_1'], rate['pytorch_1'])]
+    out = {k: float(np.median(v)) for k, v in rate.items()} | dict(runs=rate, ratios=ratios, threads=threads)
+    out['ratio'] = float(np.median(ratios))
     out['tf_scaling_efficiency'] = out['tensorflow_2'] / (2 * out['tensorflow_1'])
+    out['pytorch_processes_with_tensorflow'] = sum(r['tensorflow'] for r in runs['pytorch_1'])
+    out['grid'] = grid_ratio(profile, overrides)
     return out
+
+def grid_ratio(profile: str, overrides=()) -> float | None:
+    "TensorFlow/PyTorch samples/s of the grid's finished 1-device store cells (None when either is not finished)."
+    from seemore_nb.report.analysis import load_run, samples_per_s
+    from seemore_nb.report.grid import grid_plan
+    plan = grid_plan(profile, overrides, only=f"{TF_CELLS['pytorch_1']},{TF_CELLS['tensorflow_1']}", stages=False)
+    if len(plan) < 2 or not plan.status.eq('done').all(): return None
+    rate = {r['name']: samples_per_s(load_run(r['folder'])) for _, r in plan.iterrows()}
+    return rate[TF_CELLS['tensorflow_1']] / rate[TF_CELLS['pytorch_1']]
 
 def benchmark_tf_overhead(cfg, steps: int = 30, repeats: int = 6) -> dict:
     """Samples/s of the TensorFlow engine's training epoch and of a bare custom loop of the same model on the same
@@ -252,20 +286,24 @@ def benchmark_tf_overhead(cfg, steps: int = 30, repeats: int = 6) -> dict:
         return _engine_against_bare(trainer, bare, repeats)
 
 def format_tf_line(r: dict) -> str:
-    n = r['devices']
-    return (f"tf: tensorflow {r[f'tensorflow_{n}']:.0f} samples/s, pytorch {r[f'pytorch_{n}']:.0f} samples/s, ratio"
-            f" {r['ratio']:.2f}")
+    "The last line: the medians, the median ratio and every round's ratio."
+    return (f"tf: tensorflow {r['tensorflow_1']:.0f} samples/s, pytorch {r['pytorch_1']:.0f} samples/s, ratio"
+            f" {r['ratio']:.2f} (runs {', '.join(f'{x:.2f}' for x in r['ratios'])})")
 
 def _run_tf(args) -> int:
     from seemore_nb.config import load_config
-    cfg = load_config(args.config or 'cpu', args.overrides)
-    over = benchmark_tf_overhead(cfg, repeats=args.repeats or 6)
+    profile = args.config or 'cpu'
+    r = benchmark_tf(profile, args.overrides, repeats=args.repeats or 3)     # first: this process has no TF yet
+    over = benchmark_tf_overhead(load_config(profile, args.overrides), repeats=6)
     print(f"tf engine: engine {over['engine']:.0f} samples/s, bare loop {over['bare']:.0f} samples/s, overhead "
           f"{100 * over['overhead']:.1f}%")
-    r = benchmark_tf(cfg)
     print(f"tensorflow on CPU: 1 logical device {r['tensorflow_1']:.0f} samples/s, 2 logical devices "
           f"{r['tensorflow_2']:.0f} samples/s "
           "" f"(scaling efficiency {r['tf_scaling_efficiency']:.0%}; logical devices share one thread pool)")
+    grid = r['grid']
+    print(f"the {profile} grid's own cells: ratio " + (f"{grid:.2f} (the benchmark's differs by "
+                                                      f"{100 * (r['ratio'] / grid - 1):+.0f}%)" if grid else
+                                                      'n/a (run seemore_reproduce --only pt-store-1dev,tf-store-1dev)'))
     print(format_tf_line(r))
     return 0
 
