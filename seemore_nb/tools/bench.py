@@ -218,19 +218,21 @@ def fresh_run(profile: str, overrides: list[str], threads: int) -> dict:
 
 TF_CELLS = {'pytorch_1': 'pt-store-1dev', 'tensorflow_1': 'tf-store-1dev', 'tensorflow_2': 'tf-store-2dev'}
 
-def benchmark_tf(profile: str = 'cpu', overrides=(), repeats: int = 3, threads: int | None = None) -> dict:
+def benchmark_tf(profile: str = 'cpu', overrides=(), repeats: int = 3, threads: int | None = None,
+                 cells=tuple(TF_CELLS)) -> dict:
     """Both engines on the grid's own timing cells (`TF_CELLS` of `profile`'s grid: the same configs, so the benchmark
     and the grid measure one thing), each run in a fresh process with the same threads, `repeats` rounds in
-    alternating order. Every run's samples/s, the medians, and the TensorFlow/PyTorch ratio per round."""
+    alternating order (`cells`: some of the keys). Every run's samples/s, the medians, and the TensorFlow/PyTorch ratio
+    per round."""
     from seemore_nb.report.grid import grid_path, load_grid, template_parameters, train_overrides
-    cells = {c.name: c for c in load_grid(grid_path(profile))[1]}
+    rows = {c.name: c for c in load_grid(grid_path(profile))[1]}
     threads = threads or len(os.sched_getaffinity(0))
-    runs = {k: [] for k in TF_CELLS}
+    runs = {k: [] for k in cells}
     with tempfile.TemporaryDirectory() as tmp:
         for k in range(repeats):
-            order = list(TF_CELLS) if k % 2 == 0 else list(TF_CELLS)[::-1]
+            order = list(cells) if k % 2 == 0 else list(cells)[::-1]
             for key in order:
-                p = template_parameters(cells[TF_CELLS[key]], profile, overrides)
+                p = template_parameters(rows[TF_CELLS[key]], profile, overrides)
                 more = [f'train.runs_dir={tmp}', f'train.run_id={key}-{k}', 'train.resume=off']
                 runs[key].append(fresh_run(p.pop('profile'), train_overrides(**p) + more, threads))
     if any(r['tensorflow'] for r in runs['pytorch_1']):
@@ -239,7 +241,7 @@ def benchmark_tf(profile: str = 'cpu', overrides=(), repeats: int = 3, threads: 
     ratios = [t / p for t, p in zip(rate['tensorflow_1'], rate['pytorch_1'])]
     out = {k: float(np.median(v)) for k, v in rate.items()} | dict(runs=rate, ratios=ratios, threads=threads)
     out['ratio'] = float(np.median(ratios))
-    out['tf_scaling_efficiency'] = out['tensorflow_2'] / (2 * out['tensorflow_1'])
+    if 'tensorflow_2' in out: out['tf_scaling_efficiency'] = out['tensorflow_2'] / (2 * out['tensorflow_1'])
     out['pytorch_processes_with_tensorflow'] = sum(r['tensorflow'] for r in runs['pytorch_1'])
     out['grid'] = grid_ratio(profile, overrides)
     return out
