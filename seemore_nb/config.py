@@ -16,15 +16,15 @@ from pathlib import Path
 
 import yaml
 
-from .core import (SeemoreError, atomic_write, bf16_native, cpu_info, guarded, os_error_line, project_root,
-                             read_yaml, resolve_path)
+from .core import (SeemoreError, atomic_write, bf16_native, cpu_info, file_sha256, guarded, os_error_line,
+                             project_root, read_yaml, resolve_path)
 from .schema import (FRACTION, INPUT_FORMS, POSITIVE, RUN_ID, TASKS, BaselinesConfig, Config, ConfigError,
                                DataConfig, ModelConfig, SpectrogramConfig, StoreConfig, TrainConfig, VLMConfig,
                                task_class)
 
 # re-exported: modules import the basics and the schema from here
-_all_ = ['SeemoreError', 'atomic_write', 'bf16_native', 'cpu_info', 'guarded', 'os_error_line', 'project_root',
-         'read_yaml', 'resolve_path',
+_all_ = ['SeemoreError', 'atomic_write', 'bf16_native', 'cpu_info', 'file_sha256', 'guarded', 'os_error_line',
+         'project_root', 'read_yaml', 'resolve_path',
          'FRACTION', 'INPUT_FORMS', 'POSITIVE', 'RUN_ID', 'TASKS', 'BaselinesConfig', 'Config', 'ConfigError',
          'DataConfig', 'ModelConfig', 'SpectrogramConfig', 'StoreConfig', 'TrainConfig', 'VLMConfig', 'task_class']
 
@@ -32,10 +32,10 @@ _all_ = ['SeemoreError', 'atomic_write', 'bf16_native', 'cpu_info', 'guarded', '
 # %% auto #0
 __all__ = ['PACKAGE_DIR', 'PROFILES_DIR', 'build_config', 'validate_config', 'module_path', 'profile_names', 'parse_override',
            'load_config', 'with_overrides', 'config_dict', 'save_config', 'config_hash', 'add_config_args',
-           'config_from_args', 'SeemoreError', 'atomic_write', 'bf16_native', 'cpu_info', 'guarded', 'os_error_line',
-           'project_root', 'read_yaml', 'resolve_path', 'FRACTION', 'INPUT_FORMS', 'POSITIVE', 'RUN_ID', 'TASKS',
-           'BaselinesConfig', 'Config', 'ConfigError', 'DataConfig', 'ModelConfig', 'SpectrogramConfig', 'StoreConfig',
-           'TrainConfig', 'VLMConfig', 'task_class']
+           'config_from_args', 'SeemoreError', 'atomic_write', 'bf16_native', 'cpu_info', 'file_sha256', 'guarded',
+           'os_error_line', 'project_root', 'read_yaml', 'resolve_path', 'FRACTION', 'INPUT_FORMS', 'POSITIVE',
+           'RUN_ID', 'TASKS', 'BaselinesConfig', 'Config', 'ConfigError', 'DataConfig', 'ModelConfig',
+           'SpectrogramConfig', 'StoreConfig', 'TrainConfig', 'VLMConfig', 'task_class']
 
 # %% ../nbs/02_config.ipynb #13535c34
 def _valid_keys(cls) -> str:

@@ -16,8 +16,8 @@ from pathlib import Path
 import yaml
 
 # %% auto #0
-__all__ = ['PR_SET_PDEATHSIG', 'TIMING_FLAGS', 'project_root', 'resolve_path', 'atomic_write', 'read_yaml', 'SeemoreError',
-           'os_error_line', 'guarded', 'die_with_parent', 'cpu_info', 'bf16_native']
+__all__ = ['PR_SET_PDEATHSIG', 'TIMING_FLAGS', 'project_root', 'resolve_path', 'file_sha256', 'atomic_write', 'read_yaml',
+           'SeemoreError', 'os_error_line', 'guarded', 'die_with_parent', 'cpu_info', 'bf16_native']
 
 # %% ../nbs/00_core.ipynb #8c8e1d52
 def project_root() -> Path:
@@ -38,6 +38,11 @@ def resolve_path(path) -> Path:
 
 # %% ../nbs/00_core.ipynb #3fa28ea2
 _UMASK = os.umask(0); os.umask(_UMASK)
+
+def file_sha256(path) -> str:
+    "The SHA-256 of a file's bytes, read in chunks (the store's arrays and a run's files are checked with it)."
+    import hashlib
+    with open(path, 'rb') as f: return hashlib.file_digest(f, 'sha256').hexdigest()
 
 def atomic_write(path, write, mode: str = 'wb') -> Path:
     "Call `write(f)` on a temporary file next to `path`, then rename it over `path`."

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .config import atomic_write, bf16_native
+from .config import atomic_write, bf16_native, cpu_info
 
 # %% auto #0
 __all__ = ['COLOURS', 'RC', 'DATA_SOURCES', 'apply_style', 'device_kind', 'machine_text', 'amp_note', 'run_footer', 'footer',
@@ -55,8 +55,7 @@ def run_footer(cfg: dict, what: str = '', machine: dict | None = None) -> str:
     run's recorded `machine` (`complete.json`), the cores, CPU and instruction sets it ran on."""
     t, kind = cfg['train'], device_kind(cfg['train'])
     if kind == 'CPU processes':
-        cores = machine['cores'] if machine else (len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity')
-                                                   else os.cpu_count())
+        cores = (machine or cpu_info())['cores']
         # the launchers split the cores between the processes (cpu_threads)
         cap = os.environ.get('OMP_NUM_THREADS', '')
         threads = (f'at most {cap} thread(s) per process'

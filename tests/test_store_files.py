@@ -14,7 +14,7 @@ import psutil
 import pytest
 
 from seemore_nb.data import store as store_module
-from seemore_nb.config import load_config
+from seemore_nb.config import file_sha256, load_config
 from seemore_nb.data.palette import from_palette
 from seemore_nb.data.store_files import input_files
 from seemore_nb.data.store import StoreSpaceError, build_store, main, open_store, store_dir
@@ -51,7 +51,7 @@ def test_an_old_rgb_store_is_detected_and_rebuilt_with_a_message(smoke, capsys):
     del manifest['form'], manifest['palette']
     manifest['shapes'] = {'stock': list(stock.shape), 'context': list(context.shape)}
     np.save(folder/'stock.npy', stock); np.save(folder/'context.npy', context)
-    manifest['sha256'] |= {f'{k}.npy': store_module._file_sha256(folder/f'{k}.npy') for k in ('stock', 'context')}
+    manifest['sha256'] |= {f'{k}.npy': file_sha256(folder/f'{k}.npy') for k in ('stock', 'context')}
     (folder/'manifest.json').write_text(json.dumps(manifest))
     del new
     assert build_store(smoke, progress=False) == folder

@@ -20,12 +20,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..config import (Config, SeemoreError, add_config_args, atomic_write, config_dict,
+from ..config import (Config, SeemoreError, add_config_args, atomic_write, config_dict, file_sha256,
                                config_from_args, guarded, save_config)
 from .palette import from_palette, to_palette
 from .prices import load_study_prices
 from .spectrogram import jet_lut, render_windows, strip_rows
-from .store_files import (STORE_FORM, _file_sha256, _init_worker, allocate, build_lock, building_dir,
+from .store_files import (STORE_FORM, _init_worker, allocate, build_lock, building_dir,
                                          code_digest, dead_builds, input_digests, library_versions, prune_stores,
                                          store_dir, store_key)
 from .windows import Windows, make_windows
@@ -109,7 +109,7 @@ def _render_all(windows: Windows, cfg: Config, folder: Path, index: pd.DataFrame
 # %% ../../nbs/16_data.store.ipynb #29b220f7
 def _write_manifest(cfg: Config, key: str, folder: Path, windows: Windows, index: pd.DataFrame, context_pos, fit: dict,
                     seconds: float):
-    files = {name: _file_sha256(folder/name) for name in ('stock.npy', 'context.npy', 'index.parquet')}
+    files = {name: file_sha256(folder/name) for name in ('stock.npy', 'context.npy', 'index.parquet')}
     size = cfg.spectrogram.image_size
     disk = sum((folder/name).stat().st_size for name in files)
     manifest = dict(
@@ -251,7 +251,7 @@ def open_store(folder, cfg: Config | None = None, verify: bool = True) -> Store:
                          f'expected {store_key(cfg)}). {_rebuild_hint(folder)}')
     if verify:
         for name, digest in manifest['sha256'].items():
-            if not (folder/name).exists() or _file_sha256(folder/name) != digest:
+            if not (folder/name).exists() or file_sha256(folder/name) != digest:
                 raise StoreError(f'{folder/name}: content hash does not match the manifest (corrupt or modified). '
                                  f'{_rebuild_hint(folder)}')
     arrays = {}

@@ -22,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import Config, module_path, DataConfig, config_dict, load_config, profile_names, resolve_path
+from ..config import (Config, module_path, DataConfig, config_dict, file_sha256, load_config, profile_names,
+                               resolve_path)
 from .prices import _folder
 from .sources import cache_path
 from ..core import die_with_parent
@@ -54,11 +55,8 @@ def code_digest() -> str:
         h.update('\n'.join(l for l in lines if not l.startswith('# %%')).encode())
     return h.hexdigest()
 
-def _file_sha256(path: Path) -> str:
-    with open(path, 'rb') as f: return hashlib.file_digest(f, 'sha256').hexdigest()
-
 @functools.lru_cache(maxsize=256)
-def _input_sha256(path: str, size: int, mtime_ns: int) -> str: return _file_sha256(Path(path))
+def _input_sha256(path: str, size: int, mtime_ns: int) -> str: return file_sha256(path)
 
 def input_digests(cfg: Config) -> dict:
     "{file name: SHA-256 or 'absent'} of the files `cfg`'s prices are read from; loads no prices, probes no network."

@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import os
 import secrets
@@ -22,8 +21,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..config import (Config, ConfigError, SeemoreError, atomic_write, config_dict, cpu_info, read_yaml,
-                               resolve_path, save_config)
+from ..config import (Config, ConfigError, SeemoreError, atomic_write, config_dict, cpu_info, file_sha256,
+                               read_yaml, resolve_path, save_config)
 
 # %% auto #0
 __all__ = ['RESUMABLE_CHANGES', 'OTHER_STAGES', 'TIMING_COLUMNS', 'RUN_FILES', 'RunError', 'new_run_id', 'run_dir', 'RunLock',
@@ -114,8 +113,7 @@ RUN_FILES = ('config.yaml', 'metrics.csv', 'timing.parquet')       # what the re
 
 def file_record(path: Path, rows: int | None) -> dict:
     "What `complete.json` records of one file: its SHA-256, its size and (for a table) its row count."
-    data = path.read_bytes()
-    return dict(sha256=hashlib.sha256(data).hexdigest(), bytes=len(data), rows=rows)
+    return dict(sha256=file_sha256(path), bytes=path.stat().st_size, rows=rows)
 
 def run_damage(folder: Path, record: dict) -> list[str]:
     """Each file of a finished run (by its `complete.json` `record`) that is missing or differs from what the run
@@ -128,7 +126,7 @@ def run_damage(folder: Path, record: dict) -> list[str]:
         wrote = f"the run wrote {want['bytes']} bytes" + (f", {want['rows']} rows" if want['rows'] is not None else '')
         if not path.exists(): out.append(f'{name} is missing ({wrote})')
         elif path.stat().st_size != want['bytes']: out.append(f'{name} has {path.stat().st_size} bytes ({wrote})')
-        elif hashlib.sha256(path.read_bytes()).hexdigest() != want['sha256']:
+        elif file_sha256(path) != want['sha256']:
             out.append(f'{name} changed since the run wrote it (its SHA-256 differs)')
     return out
 
@@ -185,8 +183,9 @@ class RunFolder:
                 if path.is_dir():
                     import shutil; shutil.rmtree(path)
                 else: path.unlink(missing_ok=True)
-        if self.damage():
-            print(f'run {self.dir.name} is damaged ({"; ".join(self.damage())}): training it again from its last '
+        damage = self.damage()
+        if damage:
+            print(f'run {self.dir.name} is damaged ({"; ".join(damage)}): training it again from its last '
                   'checkpoint', file=sys.stderr, flush=True)
             (self.dir/'complete.json').unlink()
         done = self.complete()
@@ -285,10 +284,11 @@ def load_run(folder) -> FinishedRun:
     redo = 'make it again with seemore_reproduce --only CELL (see --list), or seemore_train with its train.run_id'
     if not (folder/'complete.json').exists():
         raise RunError(f'{folder}: not a finished run (no complete.json); {redo}')
-    damage = run_damage(folder, json.loads((folder/'complete.json').read_text()))
+    record = json.loads((folder/'complete.json').read_text())
+    damage = run_damage(folder, record)
     if damage: raise RunError(f'{folder}: a damaged run ({"; ".join(damage)}); {redo}')
     return FinishedRun(folder, read_yaml((folder/'config.yaml').read_text()), pd.read_csv(folder/'metrics.csv'),
-               pd.read_parquet(folder/'timing.parquet'), json.loads((folder/'complete.json').read_text()))
+                       pd.read_parquet(folder/'timing.parquet'), record)
 
 class TrainingError(SeemoreError):
     "A training run failed; the message names the failing rank, its error and its log."

@@ -107,13 +107,12 @@ def grid_numbers(cells: pd.DataFrame) -> pd.DataFrame:
     for c in cells.itertuples():
         r, t = c.run, c.run.config['train']
         final, ev = r.complete.get('final', {}), r.complete.get('evaluation') or {}
-        bd = timing_breakdown([r]).iloc[0]
+        bd, w = timing_breakdown([r]).iloc[0], work(r)
         rows.append(dict(cell=c.name, run_id=r.folder.name, config_hash=c.run_id.rsplit('-', 1)[-1], kind=c.kind,
                          task=c.task, framework=r.complete.get('framework', c.framework), devices=r.world_size,
                          variant=c.variant, amp=t['amp'], device_kind=device_kind(t), epochs=len(r.metrics),
                          warmup=t['warmup_epochs'], total_s=total_time(r), samples_per_s=samples_per_s(r),
-                         samples_per_epoch=work(r)['samples'], val_samples=work(r)['val_samples'],
-                         timed_epochs=work(r)['epochs'],
+                         samples_per_epoch=w['samples'], val_samples=w['val_samples'], timed_epochs=w['epochs'],
                          val_accuracy=final.get('val_accuracy', np.nan),
                          **{f'{p}_ms': bd[p] * 1000 for p in (*PHASES, 'total')},
                          **{f'eval_{k}': v for k, v in ev.items() if isinstance(v, (int, float))}))

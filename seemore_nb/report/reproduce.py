@@ -13,7 +13,6 @@ import os
 import shlex
 import signal
 import sys
-import threading
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from pathlib import Path
 
 from ..config import (SeemoreError, add_config_args, config_from_args, guarded, load_config, os_error_line,
                                project_root, resolve_path, save_config)
+from ..engine.runs import GracefulStop
 from .grid import GridError, format_plan, grid_plan, stage_module
 
 # %% auto #0
@@ -219,13 +219,10 @@ class GridInterrupted(SeemoreError):
     "The grid stopped on a signal; `signal` names it, the message says what finished and how to continue."
     def __init__(self, signal_name: str, message: str): super().__init__(message); self.signal = signal_name
 
-class GridStop:
+class GridStop(GracefulStop):
     """While active, SIGTERM and SIGINT stop the grid: the running kernel is interrupted once (an engine checkpoints and
-    stops); between notebooks the signal raises KeyboardInterrupt. `signal`: the first signal's name, or None."""
-    SIGNALS = (signal.SIGTERM, signal.SIGINT)
-
-    def __init__(self): self.signal, self._previous = None, {}
-
+    stops); between notebooks the signal raises KeyboardInterrupt. `signal`: the first signal's name, or None. The
+    handlers are installed and put back as the engines' `GracefulStop` does."""
     def _handle(self, signum, frame):
         first, self.signal = self.signal is None, self.signal or signal.Signals(signum).name
         if _KERNEL['pid'] is None: raise KeyboardInterrupt
@@ -235,15 +232,6 @@ class GridStop:
     def outcome(self, o: Outcome) -> Outcome:
         "A notebook that a stop cut short is 'interrupted', not 'failed'."
         return dataclasses.replace(o, status='interrupted') if self.signal and o.status == 'failed' else o
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            self._previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
-        return self
-
-    def __exit__(self, *exc):
-        for s, handler in self._previous.items(): signal.signal(s, handler)
-        self._previous = {}
 
 def continue_command(profile: str, overrides=(), figures_dir=None, only=None, grid=None) -> str:
     "The `seemore_reproduce` command line that goes on where this one stopped."

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..config import SeemoreError, atomic_write, project_root
+from ..config import SeemoreError, atomic_write, cpu_info, project_root
 from ..style import DATA_SOURCES, machine_text
 
 # %% auto #0
@@ -38,14 +38,7 @@ def provenance() -> dict:
     for p in PACKAGES:
         try: versions[p] = metadata.version(p)
         except metadata.PackageNotFoundError: pass
-    cpu = (next(
-               (l.split(':', 1)[1].strip()
-                for l in Path('/proc/cpuinfo').read_text().splitlines()
-                if l.startswith('model name')),
-               platform.processor() or 'unknown',
-           )
-           if Path('/proc/cpuinfo').exists()
-           else platform.processor())
+    cpu = cpu_info()['model']
     gpu = run('nvidia-smi', '--query-gpu=name', '--format=csv,noheader').replace('\n', '; ') or 'none'
     return dict(commit=commit, python=platform.python_version(), packages=versions, cpu=cpu, gpu=gpu)
 
