@@ -21,10 +21,9 @@ RC = {'figure.dpi': 110, 'savefig.dpi': 110, 'font.size': 9, 'axes.titlesize': 1
       'legend.frameon': False, 'pdf.fonttype': 42, 'svg.hashsalt': 'seemore', 'path.simplify': True}
 
 def apply_style() -> None:
-    "The figure set's matplotlib style (idempotent)."
-    import matplotlib as mpl
-    from cycler import cycler
-    mpl.rcParams.update(RC | {'axes.prop_cycle': cycler(color=COLOURS)})
+    "The figure set's look: seaborn's white-grid theme with the project's palette and `RC` (idempotent)."
+    import seaborn as sns
+    sns.set_theme(style='whitegrid', palette=COLOURS, rc=RC)
 
 DATA_SOURCES = {'sample': 'offline sample (data/sample, committed CSVs)', 'yfinance': 'Yahoo Finance (yfinance)',
                 'csv': 'local CSV files'}

@@ -26,7 +26,7 @@ def no_network(monkeypatch):
     monkeypatch.setattr(socket, 'getaddrinfo', refuse)
 
 
-def reproduce(*args, timeout=900):
+def reproduce(*args, timeout=1500):
     start = time.perf_counter()
     proc = subprocess.run([str(SCRIPT), '--config', 'smoke', *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT)
     proc.seconds = time.perf_counter() - start

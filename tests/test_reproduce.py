@@ -63,7 +63,7 @@ def test_second_pass_skips_every_completed_run_without_a_kernel(smoke):
     proc = reproduce(*smoke.overrides, '--only', '*dev,vlm', '--figures-dir', str(smoke.figures), timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     skipped = re.findall(r'^(\S+): skipped \(complete: ', proc.stdout + proc.stderr, re.M)
-    assert len(skipped) == len(records) >= 9
+    assert len(skipped) == len(records) >= 9 + 9                 # every repeat of every timing cell skipped too
     assert {p: p.stat().st_mtime_ns for p in records} == records                       # no notebook executed again
     assert proc.seconds < 60
 
@@ -172,12 +172,29 @@ def test_timing_cells_train_the_same_samples_on_every_device_count(smoke):
         runs = {p.parent.name: load_run(p.parent) for p in smoke.runs.glob(f'smoke-{variant}-[12]dev-*/complete.json')}
         if not runs: continue                                       # TensorFlow not installed
         done = {name: work(run) for name, run in runs.items()}
-        assert len(runs) == 2 and len({(w['samples'], w['val_samples'], w['epochs']) for w in done.values()}) == 1, done
-        assert sorted(len(r.timing[(r.timing.phase == 'train') & (r.timing['rank'] == 0)]) for r in runs.values()) == [4, 8]
+        # 2 device counts × 2 repeats (the smoke grid's repeats), one folder each, the id saying the repeat
+        assert len(runs) == 4 and {n.split('-')[-2] for n in runs} == {'r1', 'r2'}, sorted(runs)
+        assert len({(w['samples'], w['val_samples'], w['epochs']) for w in done.values()}) == 1, done
+        assert sorted(len(r.timing[(r.timing.phase == 'train') & (r.timing['rank'] == 0)]) for r in runs.values()) == [4, 4, 8, 8]
         compared += 1
     assert compared >= 3
     table = read_results_table(smoke.figures/'RESULTS.md')
     assert set(table[table.cell.str.match(r'pt-store-\ddev')]['samples/epoch']) == {'64'}
+    assert sorted(table[table.cell == 'pt-store-1dev'].repeat) == ['1', '2']
+
+
+def test_results_md_gives_every_repeated_timing_cell_its_median_and_interval(smoke):
+    from seemore_nb.report.analysis import load_run, median_interval, samples_per_s
+    from seemore_nb.report.results import read_results_table
+    table = read_results_table(smoke.figures/'RESULTS.md', '## Timing: median [95% interval]').set_index('cell')
+    row = table.loc['pt-store-1dev']
+    runs = [load_run(p.parent) for p in smoke.runs.glob('smoke-pt-store-1dev-r*/complete.json')]
+    values = sorted(samples_per_s(r) for r in runs)
+    lo, hi = median_interval(values)
+    assert row['repeats'] == '2' and row['samples/s'] == f'{sum(values) / 2:.3g} [{lo:.3g}, {hi:.3g}]', row.to_dict()
+    assert table.loc['learn-1dev', 'repeats'] == '1' and table.loc['learn-1dev', 'samples/s'].endswith('(1 run)')
+    breakdown = read_results_table(smoke.figures/'RESULTS.md', '## Per-iteration breakdown').set_index('cell')
+    assert re.fullmatch(r'[\d.e+-]+ \[[\d.e+-]+, [\d.e+-]+\]', breakdown.loc['pt-store-2dev', 'forward ms'])
 
 
 def test_the_engine_benchmark_runs_each_side_in_a_fresh_process_on_the_grid_cells():

@@ -229,13 +229,18 @@ def test_two_torchrun_nodes_on_localhost(tmp):
 
 def test_analysis_reads_a_tensorflow_and_a_pytorch_run(tmp, tf_results):
     test_two_torchrun_nodes_on_localhost(tmp) if not (Path(tmp)/'runs'/'torch2nodes'/'complete.json').exists() else None
-    from seemore_nb.report.analysis import load_run, timing_breakdown, plot_timing_breakdown
+    from seemore_nb.report.analysis import load_run, step_times, timing_breakdown
+    from seemore_nb.report.figures import plot_step_times
     runs = [load_run(Path(tmp)/'runs'/'mirrored'), load_run(Path(tmp)/'runs'/'torch2nodes')]
     table = timing_breakdown(runs)
     assert len(table) == 2 and table['total'].notna().all()
     tf_row = table.loc[[i for i in table.index if 'tensorflow' in str(i)][0]]
     assert pd.isna(tf_row['forward']) and tf_row['data_wait'] > 0               # missing, not zero
-    plot_timing_breakdown(runs, Path(tmp)/'breakdown.png')
+    cells = pd.DataFrame(dict(name=['mirrored', 'torch2nodes'], run=runs))
+    steps = step_times(cells)
+    assert steps[(steps.framework == 'tensorflow') & (steps.phase == 'forward')].ms.isna().all()
+    pt, tf = plot_step_times(steps).axes                                         # one panel per engine, TF's phases n/a
+    assert len(tf.texts) == 4 and not pt.texts
 
 
 def test_a_diverging_tensorflow_run_stops_and_keeps_the_last_finite_checkpoint(tmp, tf_results):

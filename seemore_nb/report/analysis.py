@@ -9,15 +9,14 @@ import numpy as np
 import pandas as pd
 
 from ..engine.runs import FinishedRun, RunError, load_run
-from ..style import COLOURS
 
 _all_ = ['load_run']   # re-exported: the figure templates read runs from here
 
 
 # %% auto #0
-__all__ = ['PHASES', 'after_warmup', 'timing_breakdown', 'finite_epochs', 'throughput', 'scaling', 'epoch_times', 'total_time',
-           'work', 'samples_per_s', 'grid_numbers', 'plot_classifier_curves', 'stack_phases', 'plot_timing_breakdown',
-           'load_run']
+__all__ = ['PHASES', 'TIMING_METRICS', 'after_warmup', 'timing_breakdown', 'finite_epochs', 'throughput', 'scaling',
+           'epoch_times', 'total_time', 'work', 'samples_per_s', 'grid_numbers', 'median_interval', 'summarize',
+           'step_times', 'plot_classifier_curves', 'load_run']
 
 # %% ../../nbs/60_report.analysis.ipynb #dd3edcb2
 PHASES = ('data_wait', 'to_device', 'forward', 'backward', 'optimizer')
@@ -108,7 +107,8 @@ def grid_numbers(cells: pd.DataFrame) -> pd.DataFrame:
         r, t = c.run, c.run.config['train']
         final, ev = r.complete.get('final', {}), r.complete.get('evaluation') or {}
         bd, w = timing_breakdown([r]).iloc[0], work(r)
-        rows.append(dict(cell=c.name, run_id=r.folder.name, config_hash=c.run_id.rsplit('-', 1)[-1], kind=c.kind,
+        rows.append(dict(cell=c.name, repeat=getattr(c, 'repeat', 1), run_id=r.folder.name,
+                         config_hash=c.run_id.rsplit('-', 1)[-1], kind=c.kind,
                          task=c.task, framework=r.complete.get('framework', c.framework), devices=r.world_size,
                          variant=c.variant, amp=t['amp'], device_kind=device_kind(t), epochs=len(r.metrics),
                          warmup=t['warmup_epochs'], total_s=total_time(r), samples_per_s=samples_per_s(r),
@@ -118,11 +118,53 @@ def grid_numbers(cells: pd.DataFrame) -> pd.DataFrame:
                          **{f'eval_{k}': v for k, v in ev.items() if isinstance(v, (int, float))}))
     out = pd.DataFrame(rows)
     if out.empty: return out
+    # E pairs each run with the 1-device run of the same round (they ran minutes apart), else that cell's median
     key = ['task', 'framework', 'variant', 'amp', 'kind']
-    one = out[out.devices == 1].set_index(key).samples_per_s
-    base = out.set_index(key).index.map(lambda k: one.get(k, np.nan))
+    one = out[out.devices == 1]
+    same_round = one.set_index([*key, 'repeat']).samples_per_s
+    median = one.groupby(key).samples_per_s.median()
+    base = [same_round.get((*k, r), median.get(k, np.nan)) for k, r in zip(out[key].itertuples(index=False, name=None),
+                                                                          out.repeat)]
     out['E'] = out.samples_per_s.to_numpy() / (out.devices.to_numpy() * np.asarray(base, dtype=float))
     return out
+
+TIMING_METRICS = ('total_s', 'samples_per_s', 'E', *(f'{p}_ms' for p in (*PHASES, 'total')))
+
+def median_interval(values, confidence: float = 0.95) -> tuple[float, float]:
+    """The `confidence` interval of the median of `values` (the finite ones): the percentile bootstrap of
+    `scipy.stats.bootstrap`, 9,999 resamples, seed 0. NaN for fewer than 2 values, the value itself when all agree."""
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    if len(v) < 2: return (np.nan, np.nan)
+    if np.ptp(v) == 0: return (float(v[0]), float(v[0]))
+    from scipy.stats import bootstrap
+    ci = bootstrap((v,), np.median, confidence_level=confidence, method='percentile', rng=0).confidence_interval
+    return float(ci.low), float(ci.high)
+
+def summarize(numbers: pd.DataFrame) -> pd.DataFrame:
+    """One row per cell of `grid_numbers`: its first run's columns, `repeats` (the runs behind it), and for each timing
+    metric the median over the runs with its 95% interval in `<metric>_low` and `<metric>_high`."""
+    rows = []
+    for _, g in numbers.groupby('cell', sort=False):
+        row = g.iloc[0].to_dict() | dict(repeats=len(g))
+        for m in TIMING_METRICS:
+            row[m] = float(g[m].median()) if g[m].notna().any() else np.nan
+            row[f'{m}_low'], row[f'{m}_high'] = median_interval(g[m])
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+def step_times(cells: pd.DataFrame) -> pd.DataFrame:
+    """Every training iteration after the warm-up of every run in `cells` (`grid.load_cells`), every rank, as a long
+    table: cell, run (its id), framework, devices, repeat, phase (the five phases and `total`) and ms. A phase an
+    engine does not separate (TensorFlow: all but the data wait) is NaN."""
+    parts = []
+    for c in cells.itertuples():
+        t = after_warmup(c.run)[[*PHASES, 'total']] * 1000
+        parts.append(t.melt(var_name='phase', value_name='ms').assign(cell=c.name, run=c.run.folder.name,
+                                                                      framework=c.run.framework,
+                                                                      devices=c.run.world_size,
+                                                                      repeat=getattr(c, 'repeat', 1)))
+    return pd.concat(parts, ignore_index=True)
 
 # %% ../../nbs/60_report.analysis.ipynb #262c0cb6
 def plot_classifier_curves(runs: list[FinishedRun], path=None, baseline: float | None = None):
@@ -146,49 +188,6 @@ def plot_classifier_curves(runs: list[FinishedRun], path=None, baseline: float |
         ax_a.axhline(baseline, color='grey', lw=1, ls=':', label=f'always the majority class ({baseline:.3f})')
     for ax in (ax_l, ax_a):
         if ax.get_legend_handles_labels()[0]: ax.legend()
-    fig.tight_layout()
-    if path is not None: save_figure(fig, path)
-    return fig
-
-def stack_phases(ax, x, df: pd.DataFrame, mixed: str = ' (n/a in some runs)') -> np.ndarray:
-    """Stacked bars of the per-iteration phases (`<phase>_ms` columns) at `x`; a phase not measured is labelled n/a. The
-    tops."""
-    bottom = np.zeros(len(df))
-    for phase, colour in zip(PHASES, COLOURS):
-        vals = df[f'{phase}_ms'].to_numpy(dtype=float)
-        missing = np.isnan(vals)
-        name = phase.replace('_', ' ') + (' (n/a: not measured)' if missing.all() else mixed if missing.any() else '')
-        ax.bar(x, np.nan_to_num(vals), bottom=bottom, color=colour, label=name)
-        bottom += np.nan_to_num(vals)
-    return bottom
-
-def plot_timing_breakdown(runs: list[FinishedRun], path=None):
-    """Stacked mean per-iteration phase times per device count (a phase not measured is marked n/a), with throughput and
-    E."""
-    import matplotlib.pyplot as plt
-    from seemore_nb.style import apply_style, save_figure
-    apply_style()
-    table, scale = timing_breakdown(runs) * 1000, scaling(runs)
-    fig, (ax_t, ax_s) = plt.subplots(1, 2, figsize=(10, 4), gridspec_kw=dict(width_ratios=[1.4, 1]))
-    labels = [str(n) for n in table.index]
-    bottom = stack_phases(ax_t, labels, table.rename(columns={p: f'{p}_ms' for p in PHASES}), ' (n/a for some)')
-    rest = table['total'].to_numpy() - bottom
-    # an engine that runs some phases as one: drawn as one, labelled so
-    if table[list(PHASES)].isna().any(axis=None):
-        ax_t.bar(labels, np.where(table[list(PHASES)].isna().any(axis=1), rest, 0), bottom=bottom, color='lightgrey',
-                 hatch='//', label='not separated (TF: one graph)')
-    xlabel = ('engine, devices (TF: logical, one process; PyTorch: processes)'
-              if _mixed(runs)
-              else ('logical devices of one process (TensorFlow)'
-                    if runs[0].framework == 'tensorflow'
-                    else 'devices (processes)'))
-    ax_t.set(xlabel=xlabel, ylabel='ms per iteration (per rank)', title='Where an iteration goes (after warm-up)')
-    ax_t.legend(fontsize=8)
-    ax_s.bar(labels, scale.samples_per_s, color='0.55')
-    for x, (tp, eff) in enumerate(zip(scale.samples_per_s, scale.scaling_efficiency)):
-        ax_s.annotate(f'{tp:.0f}/s\nE={eff:.0%}', (x, tp), ha='center', va='bottom', fontsize=9)
-    ax_s.set(xlabel=xlabel, ylabel='training samples / s', title='Throughput and scaling efficiency E')
-    ax_s.set_ylim(0, scale.samples_per_s.max() * 1.25)
     fig.tight_layout()
     if path is not None: save_figure(fig, path)
     return fig

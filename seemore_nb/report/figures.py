@@ -8,17 +8,19 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .analysis import epoch_times, stack_phases
+from .analysis import PHASES, epoch_times, median_interval, summarize
 from ..config import SeemoreError
 from ..style import COLOURS, apply_style
 
 # %% auto #0
-__all__ = ['VARIANTS', 'FRAMEWORKS', 'group_label', 'bar_figure', 'line_figure', 'UnequalWork', 'plot_total_time',
-           'plot_throughput', 'plot_efficiency', 'plot_breakdown', 'plot_epoch_times', 'plot_amp', 'plot_run_curves']
+__all__ = ['VARIANTS', 'FRAMEWORKS', 'INTERVAL', 'group_label', 'bar_figure', 'line_figure', 'UnequalWork', 'plot_total_time',
+           'plot_throughput', 'plot_efficiency', 'stack_phases', 'plot_breakdown', 'plot_epoch_times', 'plot_amp',
+           'plot_step_times', 'plot_run_curves']
 
 # %% ../../nbs/61_report.figures.ipynb #a97cce75
 VARIANTS = {'per_file': 'per-file loader', 'parallel': 'per-file + worker processes', 'store': 'store'}
 FRAMEWORKS = {'pytorch': 'PyTorch', 'tensorflow': 'TensorFlow'}
+INTERVAL = 'bars: median over the repeats, 95% bootstrap interval (analysis.median_interval)'
 
 def group_label(row) -> str:
     "'PyTorch, store, bf16'-style label of a cell."
@@ -28,49 +30,60 @@ def group_label(row) -> str:
 def _groups(numbers: pd.DataFrame) -> pd.DataFrame:
     return numbers.assign(group=[group_label(r) for _, r in numbers.iterrows()])
 
-def _device_axis(ax, devices, kind: str):
-    ax.set_xlabel(f'devices ({kind})')
-    ax.set_xticks(range(len(devices)), [str(d) for d in devices])
-
 def _finish(fig, ax):
     "Legend outside on the right, tight layout."
     ax.legend(loc='upper left', bbox_to_anchor=(1, 1))
     fig.tight_layout()
     return fig
 
+def _label_bars(ax, summary: pd.DataFrame, metric: str, x: list, hues: list, fmt: str):
+    """Write each bar's median above its interval, and 'n/a' where a bar has no number (seaborn draws no bar there).
+    `summary`: `analysis.summarize` with the bars' `x` and `hue` columns."""
+    width = 0.8 / len(hues)
+    for i, h in enumerate(hues):
+        for j, xv in enumerate(x):
+            r = summary[(summary.hue == h) & (summary.x == xv)]
+            if r.empty: continue
+            v = r[metric].iloc[0]
+            top = np.nanmax([v, r[f'{metric}_high'].iloc[0]]) if np.isfinite(v) else 0
+            ax.annotate('n/a' if np.isnan(v) else fmt.format(v), (j + (i - (len(hues) - 1) / 2) * width, top),
+                        ha='center', va='bottom', fontsize=7, xytext=(0, 1), textcoords='offset points')
+
 def bar_figure(numbers: pd.DataFrame, metric: str, ylabel: str, title: str, fmt: str = '{:.3g}',
                ideal: float | None = None):
-    "Grouped bars of `metric` by device count, one bar per group (framework × loader × precision)."
+    """Grouped bars of `metric` by device count, one colour per group (framework × loader × precision): the median of
+    each cell's repeats with its 95% interval as an error bar (seaborn), the median written above it."""
     import matplotlib.pyplot as plt
+    import seaborn as sns
     apply_style()
     df = _groups(numbers)
-    table = df.pivot_table(index='devices', columns='group', values=metric, aggfunc='first', dropna=False)
-    devices, groups = list(table.index), list(table.columns)
+    devices, groups = sorted(df.devices.unique()), sorted(df.group.unique())
     fig, ax = plt.subplots(figsize=(7.5, 4))
-    width = 0.8 / max(1, len(groups))
-    for i, (g, colour) in enumerate(zip(groups, COLOURS)):
-        x = np.arange(len(devices)) + (i - (len(groups) - 1) / 2) * width
-        vals = table[g].to_numpy(dtype=float)
-        ax.bar(x, np.nan_to_num(vals), width, color=colour, label=g)
-        for xi, v in zip(x, vals):
-            ax.annotate('n/a' if np.isnan(v) else fmt.format(v), (xi, 0 if np.isnan(v) else v), ha='center',
-                        va='bottom', fontsize=7)
+    sns.barplot(df, x='devices', y=metric, hue='group', order=devices, hue_order=groups, estimator='median',
+                errorbar=median_interval, palette=COLOURS[:len(groups)], capsize=0.15, err_kws={'linewidth': 1}, ax=ax)
+    summary = summarize(df).assign(x=lambda s: s.devices, hue=lambda s: s.group)
+    _label_bars(ax, summary, metric, devices, groups, fmt)
     if ideal is not None: ax.axhline(ideal, color='0.3', ls='--', lw=1, label='ideal')
-    _device_axis(ax, devices, df.device_kind.iloc[0])
-    ax.set(ylabel=ylabel, title=title)
-    ax.set_ylim(0, max(ideal or 0, np.nanmax(table.to_numpy(dtype=float), initial=0)) * 1.2 or 1)
+    top = np.nanmax([ideal or 0, *summary[metric], *summary[f'{metric}_high']])
+    ax.set(xlabel=f'devices ({df.device_kind.iloc[0]})', ylabel=ylabel, title=title, ylim=(0, top * 1.2 or 1))
     return _finish(fig, ax)
 
 def line_figure(numbers: pd.DataFrame, metric: str, ylabel: str, title: str, ideal=None):
-    "`metric` against device count, one line per group; `ideal`: a function of the device count drawn dashed."
+    """`metric` against device count, one line per group: the median of each cell's repeats with its 95% interval as an
+    error bar (seaborn); `ideal`: a function of the device count and the smallest count's median, drawn dashed."""
     import matplotlib.pyplot as plt
+    import seaborn as sns
     apply_style()
     df = _groups(numbers).sort_values('devices')
+    groups = sorted(df.group.unique())
     fig, ax = plt.subplots(figsize=(7.5, 4))
-    for (g, part), colour in zip(df.groupby('group', sort=True), COLOURS):
-        ax.plot(part.devices, part[metric], marker='o', color=colour, label=g)
-        if ideal is not None and not part[metric].isna().all():
-            ref = part[part.devices == part.devices.min()][metric].iloc[0] / part.devices.min()
+    sns.lineplot(df, x='devices', y=metric, hue='group', hue_order=groups, estimator='median', errorbar=median_interval,
+                 err_style='bars', marker='o', palette=COLOURS[:len(groups)], err_kws={'capsize': 3}, ax=ax)
+    if ideal is not None:
+        for (g, part), colour in zip(summarize(df).groupby('group', sort=True), COLOURS):
+            part = part.dropna(subset=[metric]).sort_values('devices')
+            if part.empty: continue
+            ref = part[metric].iloc[0] / part.devices.iloc[0]
             ax.plot(part.devices, [ideal(d, ref) for d in part.devices], ls='--', lw=1, color=colour,
                     label=f'{g}: ideal (linear)')
     devices = sorted(df.devices.unique())
@@ -86,7 +99,7 @@ def plot_total_time(numbers: pd.DataFrame, title: str = 'Total training time'):
     """Total seconds after warm-up by device count, for cells that did the same work: the same training samples per
     epoch (all devices together), the same validation samples, for as many epochs; otherwise `UnequalWork` naming
     the cells and what each trained. The axis says the work."""
-    work = numbers[['cell', 'timed_epochs', 'samples_per_epoch', 'val_samples']]
+    work = numbers[['cell', 'timed_epochs', 'samples_per_epoch', 'val_samples']].drop_duplicates()
     if len(work.drop(columns='cell').drop_duplicates()) > 1:
         each = '; '.join(f'{r.cell}: {r.timed_epochs} × {r.samples_per_epoch} samples (+ {r.val_samples} validation)'
                          for r in work.itertuples())
@@ -104,14 +117,39 @@ def plot_throughput(numbers: pd.DataFrame, title: str = 'Training throughput (af
 def plot_efficiency(numbers: pd.DataFrame, title: str = 'Scaling efficiency E = throughput(N) / (N × throughput(1))'):
     """Scaling efficiency E by device count (1 = linear scaling; the originals plotted 1 − E as 'communication
     overhead')."""
-    fig = bar_figure(numbers, 'E', 'scaling efficiency E', title, fmt='{:.0%}', ideal=1.0)
-    return fig
+    return bar_figure(numbers, 'E', 'scaling efficiency E', title, fmt='{:.0%}', ideal=1.0)
+
+# %% ../../nbs/61_report.figures.ipynb #55a850dc
+def stack_phases(ax, x, summary: pd.DataFrame) -> np.ndarray:
+    """Stacked bars of the median per-iteration phases (`<phase>_ms` of `analysis.summarize`) at `x`, the rest of an
+    iteration that an engine does not separate (TensorFlow: one graph) hatched, and the iteration's median total with
+    its 95% interval as an error bar. seaborn has no stacked bars, so this one is drawn by hand. The tops."""
+    bottom = np.zeros(len(summary))
+    for phase, colour in zip(PHASES, COLOURS):
+        vals = summary[f'{phase}_ms'].to_numpy(dtype=float)
+        missing = np.isnan(vals)
+        name = (phase.replace('_', ' ')
+                + (' (n/a: not measured)' if missing.all() else ' (n/a in some runs)' if missing.any() else ''))
+        ax.bar(x, np.nan_to_num(vals), bottom=bottom, color=colour, label=name)
+        bottom += np.nan_to_num(vals)
+    total = summary.total_ms.to_numpy(dtype=float)
+    split = summary[[f'{p}_ms' for p in PHASES]].isna().any(axis=1).to_numpy()
+    if split.any():
+        ax.bar(x, np.where(split, total - bottom, 0), bottom=bottom, color='lightgrey', hatch='//',
+               label='not separated into phases (TF: one graph)')
+        bottom = np.where(split, total, bottom)
+    low, high = summary.total_ms_low.to_numpy(dtype=float), summary.total_ms_high.to_numpy(dtype=float)
+    if np.isfinite(low).any():
+        ax.errorbar(x, total, yerr=[np.nan_to_num(total - low), np.nan_to_num(high - total)], fmt='none', ecolor='0.2',
+                    capsize=3, lw=1, label='iteration total: 95% interval over the repeats')
+    return np.fmax(bottom, np.nan_to_num(high))
 
 def plot_breakdown(numbers: pd.DataFrame, title: str = 'Where a training iteration goes (after warm-up, per rank)'):
-    "Stacked mean per-iteration phase times, one bar per group and device count; a phase not measured is n/a."
+    """Stacked median per-iteration phase times over each cell's repeats, one bar per group and device count, with the
+    total's interval; a phase not measured is n/a."""
     import matplotlib.pyplot as plt
     apply_style()
-    df = _groups(numbers)
+    df = summarize(_groups(numbers))
     df = df.assign(_v=df.variant.map({v: i for i,
                                       v in enumerate(VARIANTS)})).sort_values(['framework', '_v', 'amp', 'devices'])
     fig, ax = plt.subplots(figsize=(max(6, 0.8 * len(df) + 3), 4.2))
@@ -119,29 +157,32 @@ def plot_breakdown(numbers: pd.DataFrame, title: str = 'Where a training iterati
                                 + [r.variant.replace('_', '-')] * (df.variant.nunique() > 1)
                                 + [r.amp] * (df.amp.nunique() > 1))
     labels = [f'{short(r)}\n{r.devices}' if df.group.nunique() > 1 else str(r.devices) for r in df.itertuples()]
-    bottom = stack_phases(ax, range(len(df)), df)
-    for x, (v, tot) in enumerate(zip(bottom, df.total_ms)):
+    tops = stack_phases(ax, range(len(df)), df)
+    for x, (v, tot) in enumerate(zip(tops, df.total_ms)):
         ax.annotate(f'{tot:.1f} ms', (x, v), ha='center', va='bottom', fontsize=7)
     ax.set_xticks(range(len(df)), labels)
-    ax.set(xlabel=(
-               f'devices ({df.device_kind.iloc[0]})'
-               if df.group.nunique() == 1
-               else f'loader, devices ({df.device_kind.iloc[0]})'
-           ),
-           ylabel='ms per iteration',
-           title=title)
+    kind = df.device_kind.iloc[0]
+    ax.set(xlabel=f'devices ({kind})' if df.group.nunique() == 1 else f'loader, devices ({kind})',
+           ylabel='ms per iteration (median over the repeats)', title=title)
     return _finish(fig, ax)
 
+def _epoch_table(cells: pd.DataFrame) -> pd.DataFrame:
+    "Every epoch's wall seconds of every run in `cells`, long: devices, repeat, epoch, seconds."
+    return pd.concat([epoch_times(c.run).rename('seconds').rename_axis('epoch').reset_index()
+                      .assign(devices=f'{c.devices} device{"s" * (c.devices > 1)}', repeat=getattr(c, 'repeat', 1))
+                      for c in cells.sort_values('devices').itertuples()], ignore_index=True)
+
 def plot_epoch_times(cells: pd.DataFrame, title: str = 'Time per epoch'):
-    "Wall seconds of every epoch, one line per device count; the warm-up epochs (left out of the totals) shaded."
+    """Wall seconds of every epoch, one line per device count (the median over the repeats, its 95% interval as a band);
+    the warm-up epochs (left out of the totals) shaded."""
     import matplotlib.pyplot as plt
+    import seaborn as sns
     apply_style()
     fig, ax = plt.subplots(figsize=(7.5, 4))
-    warm = 0
-    for c, colour in zip(cells.sort_values('devices').itertuples(), COLOURS):
-        s = epoch_times(c.run)
-        warm = max(warm, c.run.config['train']['warmup_epochs'])
-        ax.plot(s.index, s.to_numpy(), marker='o', color=colour, label=f'{c.devices} device{"s" * (c.devices > 1)}')
+    table = _epoch_table(cells)
+    sns.lineplot(table, x='epoch', y='seconds', hue='devices', estimator='median', errorbar=median_interval, marker='o',
+                 palette=COLOURS[:table.devices.nunique()], ax=ax)
+    warm = max(c.run.config['train']['warmup_epochs'] for c in cells.itertuples())
     if warm:
         ax.axvspan(0.5, warm + 0.5, color='0.9', zorder=0,
                    label=f'warm-up ({warm} epoch{"s" * (warm > 1)}, not in totals)')
@@ -151,19 +192,49 @@ def plot_epoch_times(cells: pd.DataFrame, title: str = 'Time per epoch'):
     return _finish(fig, ax)
 
 def plot_amp(numbers: pd.DataFrame, title: str = 'Mixed precision against fp32 (1 device)'):
-    "Throughput and per-iteration phases of each precision side by side."
+    "Throughput (median and 95% interval over the repeats) and median per-iteration phases of each precision."
     import matplotlib.pyplot as plt
+    import seaborn as sns
     apply_style()
-    df = numbers.sort_values('amp', key=lambda a: a != 'off')
-    names = ['fp32' if a == 'off' else a for a in df.amp]
+    df = numbers.assign(precision=['fp32' if a == 'off' else a for a in numbers.amp])
+    names = sorted(df.precision.unique(), key=lambda p: p != 'fp32')
     fig, (ax_t, ax_b) = plt.subplots(1, 2, figsize=(9, 4))
-    ax_t.bar(names, df.samples_per_s, color=COLOURS[:len(df)])
-    for x, v in enumerate(df.samples_per_s): ax_t.annotate(f'{v:.0f}/s', (x, v), ha='center', va='bottom', fontsize=8)
-    ax_t.set(ylabel='training samples / s', title='Throughput (after warm-up)')
-    stack_phases(ax_b, names, df)
-    ax_b.set(ylabel='ms per iteration', title='Per-iteration phases')
+    sns.barplot(df, x='precision', y='samples_per_s', order=names, hue='precision', hue_order=names, legend=False,
+                estimator='median', errorbar=median_interval, palette=COLOURS[:len(names)], capsize=0.15, ax=ax_t)
+    summary = summarize(df.assign(cell=df.precision)).set_index('precision').loc[names].reset_index()
+    _label_bars(ax_t, summary.assign(x=summary.precision, hue=''), 'samples_per_s', names, [''], '{:.0f}/s')
+    ax_t.set(ylabel='training samples / s', title='Throughput (after warm-up)', xlabel='')
+    stack_phases(ax_b, names, summary)
+    ax_b.set(ylabel='ms per iteration (median)', title='Per-iteration phases')
     fig.suptitle(title)
     return _finish(fig, ax_b)
+
+def plot_step_times(steps: pd.DataFrame, title: str = 'Per-iteration times after warm-up, every iteration and rank'):
+    """The distribution of each phase's per-iteration time by device count (`analysis.step_times`), one panel per
+    engine: box plots (seaborn) on a log axis; a phase an engine does not separate is marked n/a."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+    apply_style()
+    engines = [f for f in FRAMEWORKS if f in set(steps.framework)]
+    order = [*PHASES, 'total']
+    fig, axes = plt.subplots(1, len(engines), figsize=(5.5 * len(engines) + 1.5, 4), squeeze=False, sharey=True)
+    for ax, fw in zip(axes[0], engines):
+        part = steps[steps.framework == fw].assign(ms=lambda s: s.ms.clip(lower=1e-3))   # a log axis has no 0
+        part = part.assign(devices=[f'{n} device{"s" * (n > 1)}' for n in part.devices])
+        sns.boxplot(part.dropna(subset=['ms']), x='phase', y='ms', hue='devices', order=order, log_scale=True,
+                    palette=COLOURS[:part.devices.nunique()], fliersize=1.5, linewidth=0.8, ax=ax)
+        for i, phase in enumerate(order):
+            if part[part.phase == phase].ms.isna().all():
+                ax.text(i, 0.5, 'n/a\n(one graph)', transform=ax.get_xaxis_transform(), ha='center', fontsize=7,
+                        color='0.35')
+        runs = part.groupby('devices').run.nunique()
+        ax.set(title=f'{FRAMEWORKS[fw]}: {", ".join(f"{d}: {n} run(s)" for d, n in runs.items())}', xlabel='',
+               ylabel='ms per iteration (per rank, log)')
+        ax.set_xticks(range(len(order)), [p.replace('_', ' ') for p in order])
+        ax.legend(title=None, fontsize=7)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
 
 def plot_run_curves(run):
     "Every per-epoch metric of one run, train and validation together (the training template's inline plot)."

@@ -19,9 +19,10 @@ from ..config import (TASKS, PACKAGE_DIR, SeemoreError, bf16_native, config_hash
                                profile_names, read_yaml)
 
 # %% auto #0
-__all__ = ['GRIDS_DIR', 'COLUMNS', 'KINDS', 'STAGES', 'GridError', 'GridRow', 'grid_path', 'load_grid', 'train_overrides',
-           'template_parameters', 'emulated_bf16_bound', 'cell_config', 'gpu_count', 'stage_module', 'missing_feature',
-           'grid_plan', 'format_plan', 'classifier_runs', 'profile_overrides', 'load_cells', 'timing_cells']
+__all__ = ['GRIDS_DIR', 'COLUMNS', 'KINDS', 'REPEATS', 'STAGES', 'GridError', 'GridRow', 'grid_path', 'load_grid', 'grid_repeats',
+           'train_overrides', 'template_parameters', 'emulated_bf16_bound', 'cell_config', 'gpu_count', 'stage_module',
+           'missing_feature', 'grid_plan', 'format_plan', 'classifier_runs', 'profile_overrides', 'load_cells',
+           'timing_cells']
 
 # %% ../../nbs/62_report.grid.ipynb #ab192a2e
 GRIDS_DIR = PACKAGE_DIR/'configs'/'grids'
@@ -80,7 +81,21 @@ def load_grid(path) -> tuple[dict, list[GridRow]]:
             raise GridError(f'{where}: overrides must be a list, e.g. [train.lr=0.001]')
         seen.add(cell.name); cells.append(cell)
     if not cells: raise GridError(f'{path}: no cells: add rows under cells:')
-    return {k: v for k, v in raw.items() if k not in ('columns', 'cells')}, cells
+    meta = {k: v for k, v in raw.items() if k not in ('columns', 'cells')}
+    grid_repeats(meta, path)
+    return meta, cells
+
+REPEATS = {'repeats': 'timing', 'learning_repeats': 'learning'}   # grid settings: runs of each cell of that kind
+
+def grid_repeats(meta: dict, path='the grid') -> dict[str, int]:
+    "Runs per cell of each kind: the grid's `repeats` (timing cells) and `learning_repeats` (both 1 when not set)."
+    out = {'stage': 1}
+    for key, kind in REPEATS.items():
+        n = meta.get(key, 1)
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise GridError(f'{path}: {key} must be a whole number of runs per {kind} cell, at least 1 (got {n!r})')
+        out[kind] = n
+    return out
 
 # %% ../../nbs/62_report.grid.ipynb #27a35c61
 def train_overrides(task='classifier', framework='pytorch', devices=1, loader='store', amp='off', epochs='-',
@@ -114,11 +129,13 @@ def emulated_bf16_bound(p: dict) -> list[str]:
     per_step = t.batch_size * t.devices
     return [f'train.samples_per_epoch={max(1, t.samples_per_epoch // per_step // 4) * per_step}']
 
-def cell_config(cell: GridRow, profile: str, overrides=()):
-    "The resolved config of a cell and its run id `<profile>-<name>-<hash of the config>`."
+def cell_config(cell: GridRow, profile: str, overrides=(), repeat: int = 1):
+    """The resolved config of a cell and the run id of its `repeat`-th run: `<profile>-<name>-r<repeat>-<hash of the
+    config>` for a timing cell, `<profile>-<name>-<hash>` for the first run of a learning cell (`-r2-` on)."""
     p = template_parameters(cell, profile, overrides)
     cfg = load_config(p.pop('profile'), train_overrides(**p))
-    return cfg, f'{cfg.profile}-{cell.name}-{config_hash(cfg)[:8]}'
+    tag = f'r{repeat}-' if cell.kind == 'timing' or repeat > 1 else ''
+    return cfg, f'{cfg.profile}-{cell.name}-{tag}{config_hash(cfg)[:8]}'
 
 # %% ../../nbs/62_report.grid.ipynb #b8ef9ecd
 def gpu_count() -> int:
@@ -164,18 +181,25 @@ def _stage_done(cell: GridRow, profile: str, overrides) -> bool:
     return bool(done and done(load_config(profile if cell.profile == '-' else cell.profile, overrides)))
 
 def grid_plan(profile: str, overrides=(), grid=None, only=None, stages: bool = True) -> pd.DataFrame:
-    """One row per cell: the table's columns, `variant`, `run_id`, `folder`, `status` and the template's parameters
-    (`stages=False`: a stage is 'todo' without asking it)."""
+    """One row per run of a cell, in the order they run (round 1 of every cell, then round 2 of the repeated ones, …):
+    the table's columns, `repeat` (1-based), `repeats`, `label` (the name, with `[<k>/<n>]` when repeated), `variant`,
+    `run_id`, `folder`, `status` and the template's parameters (`stages=False`: a stage is 'todo' without asking it)."""
     from seemore_nb.config import resolve_path
-    meta, cells = load_grid(grid or grid_path(profile))
+    path = grid or grid_path(profile)
+    meta, cells = load_grid(path)
     if only: cells = [c for c in cells if any(fnmatch.fnmatch(c.name, p) for p in only.split(','))]
     gpus = gpu_count() if meta.get('device_kind') == 'gpu' else None
+    repeats = grid_repeats(meta, path)
+    rounds = [(cell, k) for k in range(1, max(repeats.values()) + 1) for cell in cells if k <= repeats[cell.kind]]
     rows = []
-    for cell in cells:
-        row = dataclasses.asdict(cell) | dict(variant=cell.variant, run_id='', folder=None, params=None)
+    for cell, k in rounds:
+        n = repeats[cell.kind]
+        label = f'{cell.name}[{k}/{n}]' if n > 1 else cell.name
+        row = dataclasses.asdict(cell) | dict(repeat=k, repeats=n, label=label, variant=cell.variant, run_id='',
+                                              folder=None, params=None)
         if cell.kind != 'stage' and not missing_feature(cell.needs):
             try:
-                cfg, row['run_id'] = cell_config(cell, profile, overrides)
+                cfg, row['run_id'] = cell_config(cell, profile, overrides, k)
                 row['folder'] = resolve_path(cfg.train.runs_dir)/row['run_id']
                 row['params'] = template_parameters(cell, profile, overrides) | dict(run_id=row['run_id'])
                 row['status'] = _status(cell, meta, gpus, row['folder'], cfg.train.epochs)
@@ -185,12 +209,14 @@ def grid_plan(profile: str, overrides=(), grid=None, only=None, stages: bool = T
             if stages and cell.kind == 'stage' and row['status'] == 'todo' and _stage_done(cell, profile, overrides):
                 row['status'] = 'done'
         rows.append(row)
-    return pd.DataFrame(rows, columns=[*COLUMNS, 'variant', 'run_id', 'folder', 'status', 'params'])
+    return pd.DataFrame(rows, columns=[*COLUMNS, 'repeat', 'repeats', 'label', 'variant', 'run_id', 'folder', 'status',
+                                       'params'])
 
 def format_plan(plan: pd.DataFrame) -> str:
-    "The plan as a text table (`seemore_reproduce --list`)."
-    show = plan[['name', 'kind', 'needs', 'profile', 'task', 'framework', 'devices', 'variant', 'amp', 'epochs',
-                 'warmup', 'status']]
+    "The plan as a text table (`seemore_reproduce --list`), one line per run."
+    show = plan.assign(repeat=[f'{r.repeat}/{r.repeats}' for r in plan.itertuples()])[
+        ['name', 'repeat', 'kind', 'needs', 'profile', 'task', 'framework', 'devices', 'variant', 'amp', 'epochs',
+         'warmup', 'status']]
     return show.to_string(index=False, max_colwidth=80)
 
 # %% ../../nbs/62_report.grid.ipynb #89a8ec0c
@@ -198,6 +224,7 @@ def classifier_runs(cfg, devices=(1, 2)) -> dict[int, Path]:
     "The run folders of the grid's learning classifier cells of `cfg`'s profile, by device count."
     plan = grid_plan(cfg.profile, profile_overrides(cfg), stages=False)      # a stage's status asks for these runs
     sel = plan[(plan.kind == 'learning')
+               & (plan.repeat == 1)
                & (plan.task == 'classifier')
                & (plan.framework == 'pytorch')
                & (plan.amp == 'off')
@@ -226,14 +253,16 @@ def load_cells(plan: pd.DataFrame, profile: str, timing: bool = False, **where) 
     if timing: sel = timing_cells(sel)
     missing = sel[sel.status != 'done']
     if len(missing):
-        damaged = [f'{r.name} ({r.status})' for r in missing.itertuples() if r.status.startswith('damaged')]
-        raise GridError(f'runs missing for {", ".join(missing.name)}'
+        damaged = [f'{r.label} ({r.status})' for r in missing.itertuples() if r.status.startswith('damaged')]
+        names = ','.join(dict.fromkeys(missing.name))
+        raise GridError(f'runs missing for {", ".join(missing.label)}'
                         + (f' (damaged: {"; ".join(damaged)})' if damaged else '') + ': make them with '
-                        f'`seemore_reproduce --config {profile} --only {",".join(missing.name)}`')
+                        f'`seemore_reproduce --config {profile} --only {names}`')
     return sel.assign(run=[load_run(f) for f in sel.folder])
 
 def timing_cells(cells: pd.DataFrame) -> pd.DataFrame:
-    "Per (framework, variant, amp, devices): the timing cell, else the learning cell."
+    "Per (task, framework, variant, amp, devices): every run of the timing cell, else of the learning cell."
+    key = ['task', 'framework', 'variant', 'amp', 'devices']
     order = cells.assign(_k=(cells.kind != 'timing').astype(int)).sort_values(['_k', 'devices'], kind='stable')
-    return order.drop_duplicates(['task', 'framework', 'variant', 'amp',
-                                  'devices']).drop(columns='_k').sort_values('devices')
+    chosen = set(order.drop_duplicates(key).name)
+    return cells[cells.name.isin(chosen)].sort_values(['devices', 'repeat'], kind='stable')

@@ -103,22 +103,22 @@ class Outcome:
 def run_cell(row, profile: str, overrides=()) -> Outcome:
     "One grid cell: skip it (without a kernel), run its stage, or execute the training template into its run folder."
     if row.status == 'done':
-        return Outcome(row['name'], 'skipped', detail=f'complete: {row.folder or "nothing left to do"}')
+        return Outcome(row['label'], 'skipped', detail=f'complete: {row.folder or "nothing left to do"}')
     if row.status.startswith('skipped'):
-        return Outcome(row['name'], 'skipped', detail=row.status.removeprefix('skipped: '))
-    if row.status.startswith('error'): return Outcome(row['name'], 'failed', detail=row.status.removeprefix('error: '))
+        return Outcome(row['label'], 'skipped', detail=row.status.removeprefix('skipped: '))
+    if row.status.startswith('error'): return Outcome(row['label'], 'failed', detail=row.status.removeprefix('error: '))
     start = time.perf_counter()
     if row.kind == 'stage':
         try:
             stage_module(row.needs).reproduce_stage(load_config(profile if row.profile == '-' else row.profile,
                                                                 overrides))
         except Exception as e:
-            return Outcome(row['name'], 'failed', time.perf_counter() - start, detail=_failure_line(e))
-        return Outcome(row['name'], 'done', time.perf_counter() - start)
+            return Outcome(row['label'], 'failed', time.perf_counter() - start, detail=_failure_line(e))
+        return Outcome(row['label'], 'done', time.perf_counter() - start)
     out = row.folder/TRAIN_TEMPLATE
     try: timing = run_notebook(project_root()/'nbs'/'paper'/TRAIN_TEMPLATE, out, row.params)
-    except Exception as e: return Outcome(row['name'], 'failed', time.perf_counter() - start, out, _failure_line(e))
-    return Outcome(row['name'], 'done', timing['seconds'], out, timing=timing)
+    except Exception as e: return Outcome(row['label'], 'failed', time.perf_counter() - start, out, _failure_line(e))
+    return Outcome(row['label'], 'done', timing['seconds'], out, timing=timing)
 
 # %% ../../nbs/66_report.reproduce.ipynb #bdc0857b
 def _one_line_warnings():
@@ -176,7 +176,7 @@ def reproduce(
             if (plan.status.eq('todo') | plan.status.str.startswith('damaged')).any() or templates: run_stages(cfg)
             save_config(cfg, out_dir/'config.yaml')
             for _, row in plan.iterrows():
-                bar.set_description(row['name'])
+                bar.set_description(row['label'])
                 outcomes.append(stop.outcome(run_cell(row, profile, overrides))); _write(outcomes[-1], bar)
                 if stop.signal: break
             plan = grid_plan(profile, overrides, grid)        # the templates and RESULTS.md see every finished run

@@ -18,8 +18,8 @@ from ..config import SeemoreError, atomic_write, cpu_info, project_root
 from ..style import DATA_SOURCES, machine_text
 
 # %% auto #0
-__all__ = ['PACKAGES', 'RUN_COLUMNS', 'FORMATS', 'provenance', 'markdown_table', 'results_markdown', 'write_results',
-           'read_results_table']
+__all__ = ['PACKAGES', 'RUN_COLUMNS', 'FORMATS', 'provenance', 'markdown_table', 'with_interval', 'interval_table',
+           'results_markdown', 'write_results', 'read_results_table']
 
 # %% ../../nbs/65_report.results.ipynb #e3560ce7
 PACKAGES = ('seemore_nb', 'torch', 'tensorflow-cpu', 'tensorflow', 'numpy', 'pandas', 'matplotlib', 'papermill',
@@ -54,17 +54,31 @@ def markdown_table(df: pd.DataFrame, floats: dict | None = None) -> str:
                                 v in zip(df.columns, row)) + ' |' for row in df.itertuples(index=False)]
     return '\n'.join(lines)
 
-RUN_COLUMNS = {'cell': 'cell', 'run_id': 'run id', 'config_hash': 'config hash', 'framework': 'framework',
+RUN_COLUMNS = {'cell': 'cell', 'repeat': 'repeat',
+               'run_id': 'run id', 'config_hash': 'config hash', 'framework': 'framework',
                'devices': 'devices', 'variant': 'loader', 'amp': 'amp', 'device_kind': 'device kind', 'kind': 'kind',
                'epochs': 'epochs', 'warmup': 'warm-up', 'samples_per_epoch': 'samples/epoch',
                'total_s': 'total s (after warm-up)',
                'samples_per_s': 'samples/s', 'E': 'E', 'val_accuracy': 'val accuracy'}
 FORMATS = {'total s (after warm-up)': '{:.2f}', 'samples/s': '{:.2f}', 'E': '{:.3f}', 'val accuracy': '{:.4f}'}
 
+def with_interval(row, metric: str, fmt: str) -> str:
+    "'median [low, high]' of a `summarize` row, '<value> (1 run)' without repeats, 'n/a' when not measured."
+    v, lo, hi = row[metric], row[f'{metric}_low'], row[f'{metric}_high']
+    if not np.isfinite(v): return 'n/a'
+    if row['repeats'] < 2: return f'{fmt.format(v)} (1 run)'
+    return f'{fmt.format(v)} [{fmt.format(lo)}, {fmt.format(hi)}]'
+
+def interval_table(summary: pd.DataFrame, metrics: dict, fmt: str) -> str:
+    "A table of `analysis.summarize` rows: cell, devices, repeats, and each metric (column: heading), with intervals."
+    rows = [dict(cell=r['cell'], devices=r['devices'], repeats=r['repeats'],
+                 **{head: with_interval(r, m, fmt) for m, head in metrics.items()}) for _, r in summary.iterrows()]
+    return markdown_table(pd.DataFrame(rows))
+
 # %% ../../nbs/65_report.results.ipynb #6b626817
 def results_markdown(cfg, plan: pd.DataFrame, drawn: list, outcomes: list, prov: dict | None = None) -> str:
     "The text of RESULTS.md for a finished grid (`plan` from `grid.grid_plan`, `drawn`: (figure, template, seconds))."
-    from seemore_nb.report.analysis import epoch_times, grid_numbers
+    from seemore_nb.report.analysis import PHASES, epoch_times, grid_numbers, summarize
     from seemore_nb.report.grid import load_cells
     prov = prov or provenance()
     done = plan[plan.status == 'done']
@@ -87,13 +101,18 @@ def results_markdown(cfg, plan: pd.DataFrame, drawn: list, outcomes: list, prov:
     if len(nums):
         cols = [c for c in RUN_COLUMNS if c in nums] + [c for c in nums if c.startswith('eval_')]
         out += [markdown_table(nums[cols].rename(columns=RUN_COLUMNS), FORMATS), '']
-        out += ['## Per-iteration breakdown (ms per training iteration after warm-up, per rank)', '']
-        out += [markdown_table(nums[['cell', 'devices', *[c for c in nums if c.endswith('_ms')]]],
-                               {c: '{:.3f}' for c in nums if c.endswith('_ms')}), '']
-        epochs = (
-            pd.DataFrame({c.name: epoch_times(c.run) for c in cells.itertuples()}).T.rename_axis('cell').reset_index()
-        )
-        epochs.columns = ['cell', *[f'epoch {e} s' for e in epochs.columns[1:]]]
+        summary = summarize(nums)
+        out += ['## Timing: median [95% interval] over the repeats', '',
+                'One row per cell. The interval is the percentile bootstrap of the median over the cell\'s runs'
+                ' (`analysis.median_interval`, 9,999 resamples); with 3 runs it spans about the fastest to the slowest'
+                ' run. A cell run once has no interval.', '',
+                interval_table(summary, {'total_s': 'total s (after warm-up)', 'samples_per_s': 'samples/s', 'E': 'E'},
+                               '{:.3g}'), '']
+        out += ['## Per-iteration breakdown (ms per training iteration after warm-up, per rank; median [95% interval])',
+                '', interval_table(summary, {f'{p}_ms': f'{p} ms' for p in (*PHASES, 'total')}, '{:.3g}'), '']
+        epochs = pd.DataFrame({getattr(c, 'label', c.name): epoch_times(c.run)
+                               for c in cells.itertuples()}).T.rename_axis('run').reset_index()
+        epochs.columns = ['run', *[f'epoch {e} s' for e in epochs.columns[1:]]]
         out += ['## Seconds per epoch (training + validation)', '',
                 markdown_table(epochs, {c: '{:.2f}' for c in epochs.columns[1:]}), '']
     else: out += ['No finished runs.', '']
