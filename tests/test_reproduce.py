@@ -30,7 +30,7 @@ def test_smoke_grid_runs_every_template_and_draws_every_figure(smoke):
     assert len(trained) >= 9 and all((p/'train_run.ipynb').exists() for p in trained)   # the executed template is the run's record
     assert committed_figures() == smoke.before                                        # figures/ itself is untouched
     out = smoke.proc.stdout + smoke.proc.stderr
-    assert 'skipped (needs tensorflow' in out or 'tf-store-1dev: done' in out
+    assert 'skipped (needs tensorflow' in out or 'tf-store-1dev[2/2]: done' in out     # every repeat is trained
     for noise in ('without encryption', 'TqdmWarning', 'No artists with labels', 'resumed'):
         assert noise not in out, noise
 
@@ -85,8 +85,9 @@ def test_list_prints_the_grid_and_why_cells_are_skipped():
     proc = subprocess.run([str(SCRIPT), '--config', 'paper', '--list'], capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
-    assert lines[0].split()[:3] == ['name', 'kind', 'needs'] and any(l.startswith('pt-store-8dev') or ' pt-store-8dev ' in l for l in lines)
+    assert lines[0].split()[:4] == ['name', 'repeat', 'kind', 'needs'] and any(l.startswith('pt-store-8dev') or ' pt-store-8dev ' in l for l in lines)
     assert re.search(r'pt-store-8dev .* skipped: needs 8 GPUs, this machine has \d', proc.stdout) or 'nvidia' in proc.stdout
+    assert re.search(r'tf-store-8dev +3/3 +timing', proc.stdout)                   # the paper grid repeats its timing cells 3 times
 
 
 def test_reproduce_rejects_a_bad_key_before_running_anything(tmp_path):
@@ -125,6 +126,8 @@ def test_a_damaged_finished_cell_is_listed_as_damaged_and_trained_again_from_its
     folder = lambda cell: next(p.parent for p in smoke.runs.glob(f'smoke-{cell}-*/complete.json'))
     metrics, timing = folder('pt-store-1dev')/'metrics.csv', folder(second)/'timing.parquet'
     kept_metrics, kept_timing = metrics.read_bytes(), pd.read_parquet(timing)
+    repeat = lambda cell: re.search(r'-r(\d+)-', folder(cell).name).group(1)          # the damaged repeat of each cell
+    labels = {cell: f'{cell}[{repeat(cell)}/2]' for cell in ('pt-store-1dev', second)}
     metrics.write_bytes(kept_metrics[:len(kept_metrics) * 2 // 3]); timing.unlink()
     listed = reproduce(*smoke.overrides, '--list', '--only', f'pt-store-1dev,{second}', timeout=120)
     assert re.search(r'pt-store-1dev .* damaged: metrics.csv has \d+ bytes \(the run wrote \d+ bytes, 2 rows\)', listed.stdout), listed.stdout
@@ -132,7 +135,7 @@ def test_a_damaged_finished_cell_is_listed_as_damaged_and_trained_again_from_its
     proc = reproduce(*smoke.overrides, '--only', f'pt-store-1dev,{second},51_frameworks', '--figures-dir', str(smoke.figures),
                      timeout=600)
     out = proc.stdout + proc.stderr
-    assert proc.returncode == 0 and f'{second}: done' in out and 'pt-store-1dev: done' in out, out[-3000:]
+    assert proc.returncode == 0 and all(f'{label}: done' in out for label in labels.values()), out[-3000:]
     record = (folder('pt-store-1dev')/'train_run.ipynb').read_text()                    # the executed template says why
     assert 'is damaged (metrics.csv has' in record and 'nothing to train' not in record
     assert metrics.read_bytes() == kept_metrics                    # from the checkpoint's history: no epoch trained again
