@@ -46,6 +46,7 @@ a module imports only modules of lower numbers:
   - `report.baselines`: the baselines' run folder, tables, figures and stage
   - `report.results`: RESULTS.md
   - `report.reproduce`: `seemore_reproduce`
+  - `report.control`: the learnability control: accuracy against a planted signal's strength
 - 7x `tools`
   - `tools.bench`: `seemore_bench`
   - `tools.docs`: the documentation site

@@ -42,7 +42,7 @@ FRACTION = {'gt': 0, 'lt': 1}
 @dataclass
 class DataConfig:
     "Prices, windows, labels and the chronological split."
-    source: str = field(default='sample', metadata={'choices': ('sample', 'yfinance', 'csv')})
+    source: str = field(default='sample', metadata={'choices': ('sample', 'yfinance', 'csv', 'synthetic')})
     tickers: list[str] = field(default_factory=lambda: ['AAPL', 'GOOG', 'IBM', 'MSFT'])
     start: str = '2000-01-01'          # first date requested (inclusive)
     end: str = '2013-03-01'            # last date requested (inclusive)
@@ -62,8 +62,12 @@ class DataConfig:
     test_fraction: float = field(default=0.15, metadata=FRACTION)
     # calendar days of window ends dropped between split parts (>= label horizon; 100 = no shared day)
     purge: int = 100
+    # source=synthetic: how often the planted shape decides the label (0: a coin flip, 1: always), and the seed
+    signal: float = field(default=0.0, metadata={'min': 0, 'max': 1})
+    seed: int = field(default=0, metadata=_at_least(0))
 
     def validate(self, cfg):
+        if self.source == 'synthetic': self._validate_synthetic()
         if not self.tickers:
             raise ConfigError("config key 'data.tickers' is empty: name at least one ticker, e.g. data.tickers=[AAPL]")
         if not self.horizons:
@@ -77,6 +81,20 @@ class DataConfig:
         if self.purge < self.label_horizon:
             raise ConfigError(f"config key 'data.purge' ({self.purge}) must be at least 'data.label_horizon' "
                               f"({self.label_horizon}) so that the split cannot leak")
+        self._validate_dates()
+
+    def _validate_synthetic(self):
+        bad = [t for t in self.tickers if not re.fullmatch(r'SYN\d+', t)]
+        if bad:
+            raise ConfigError(f"config key 'data.tickers' holds {', '.join(bad[:3])}{', …' if len(bad) > 3 else ''}, "
+                              "which data.source=synthetic cannot make: it makes tickers named SYN<number>, e.g. "
+                              "data.tickers=[SYN0,SYN1,SYN2]")
+        if self.stride < self.window + self.label_horizon:
+            raise ConfigError(f"config key 'data.stride' ({self.stride}) must be at least 'data.window' + "
+                              f"'data.label_horizon' ({self.window + self.label_horizon}) for data.source=synthetic, "
+                              "so that each window's label is decided by its own planted shape")
+
+    def _validate_dates(self):
         days = {}
         for key in ('start', 'end'):
             try: days[key] = date.fromisoformat(getattr(self, key))

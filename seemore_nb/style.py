@@ -11,8 +11,8 @@ from pathlib import Path
 from .config import atomic_write, bf16_native, cpu_info
 
 # %% auto #0
-__all__ = ['COLOURS', 'RC', 'DATA_SOURCES', 'apply_style', 'device_kind', 'machine_text', 'amp_note', 'run_footer', 'footer',
-           'save_figure']
+__all__ = ['COLOURS', 'RC', 'DATA_SOURCES', 'apply_style', 'data_text', 'device_kind', 'machine_text', 'amp_note', 'run_footer',
+           'footer', 'save_figure']
 
 # %% ../nbs/03_style.ipynb #006277b7
 COLOURS = ['#4C72B0', '#DD8452', '#55A868', '#C44E52', '#8172B3', '#937860', '#DA8BC3', '#8C8C8C']
@@ -26,7 +26,15 @@ def apply_style() -> None:
     sns.set_theme(style='whitegrid', palette=COLOURS, rc=RC)
 
 DATA_SOURCES = {'sample': 'offline sample (data/sample, committed CSVs)', 'yfinance': 'Yahoo Finance (yfinance)',
-                'csv': 'local CSV files'}
+                'csv': 'local CSV files', 'synthetic': 'synthetic prices with a planted signal (data.source=synthetic)'}
+
+def data_text(data: dict) -> str:
+    "The data source of a config's `data` section (as a dict) in words; a synthetic one with its signal strength."
+    if data.get('source') == 'synthetic':
+        signal = data.get('signal', 0)                      # a number, or a range in words
+        return f"synthetic, signal {signal:g} (seed {data.get('seed', 0)})" if isinstance(signal, (int, float)) else \
+            f"synthetic, signals {signal} (seed {data.get('seed', 0)})"
+    return DATA_SOURCES.get(data.get('source'), data.get('source'))
 
 def device_kind(train: dict) -> str:
     "'GPUs' or 'CPU processes' for a run's `train` config section, on this machine."
@@ -64,8 +72,8 @@ def run_footer(cfg: dict, what: str = '', machine: dict | None = None) -> str:
                  if t.get('framework') == 'tensorflow'
                  else f'devices = CPU processes (DDP, gloo) on {cores} cores, {threads}')
     else: where = 'devices = GPUs (DDP, NCCL)'
-    source = DATA_SOURCES.get(cfg['data']['source'], cfg['data']['source'])
-    parts = [f"profile {cfg['profile']}", f'data: {source}', where, f"{t['batch_size']} samples per process step"]
+    parts = [f"profile {cfg['profile']}", f"data: {data_text(cfg['data'])}", where,
+             f"{t['batch_size']} samples per process step"]
     if machine is not None: parts.append(f'ran on {machine_text(machine)}')
     return ' · '.join(parts + ([what] if what else []))
 

@@ -25,7 +25,7 @@ def test_bad_override_names_the_key(override, message):
 
 
 def test_unknown_profile_lists_profiles():
-    with pytest.raises(ConfigError, match='Valid profiles: cpu, paper, smoke'):
+    with pytest.raises(ConfigError, match='Valid profiles: control, control_smoke, cpu, paper, smoke'):
         load_config('laptop')
 
 

@@ -13,7 +13,7 @@ from conftest import ROOT, SCRIPT, committed_figures, reproduce    # the session
 FIGURES = ['prices_overview', 'spectrogram_gallery', 'classifier_curves', 'timing_breakdown', 'fig01_total_time',
            'fig02_pytorch_vs_tensorflow', 'fig03_throughput', 'fig04_scaling_efficiency', 'fig05_epoch_time',
            'fig06_iteration_breakdown', 'fig07_loaders_breakdown', 'fig08_loaders_total_time', 'fig09_loaders_throughput',
-           'fig10_loaders_efficiency', 'amp_vs_fp32', 'baselines', 'backtest', 'vlm_loss', 'vlm_timing', 'vlm_samples']
+           'fig10_loaders_efficiency', 'amp_vs_fp32', 'baselines', 'backtest', 'vlm_loss', 'vlm_timing', 'vlm_samples', 'learnability']
 
 
 def test_smoke_grid_runs_every_template_and_draws_every_figure(smoke):
@@ -60,7 +60,7 @@ def test_results_md_numbers_equal_the_run_folders(smoke):
 
 def test_second_pass_skips_every_completed_run_without_a_kernel(smoke):
     records = {p: p.stat().st_mtime_ns for p in smoke.runs.glob('*/train_run.ipynb')}
-    proc = reproduce(*smoke.overrides, '--only', '*dev,vlm', '--figures-dir', str(smoke.figures), timeout=300)
+    proc = reproduce(*smoke.overrides, '--only', '*dev,vlm,control-*', '--figures-dir', str(smoke.figures), timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     skipped = re.findall(r'^(\S+): skipped \(complete: ', proc.stdout + proc.stderr, re.M)
     assert len(skipped) == len(records) >= 9 + 9                 # every repeat of every timing cell skipped too

@@ -13,12 +13,13 @@ import numpy as np
 import pandas as pd
 
 from ..config import Config, DataConfig, add_config_args, config_from_args, guarded, resolve_path
-from .sources import PRICE_COLUMNS, OfflineError, PriceDataError, load_yfinance, read_price_csv
+from .sources import (PRICE_COLUMNS, OfflineError, PriceDataError, load_yfinance, read_price_csv,
+                                     synthetic_prices)
 
 
 # %% auto #0
-__all__ = ['REALIZED_LABEL', 'load_prices', 'realized_volatility', 'trading_calendar', 'calendar_gaps', 'StudyPrices',
-           'load_study_prices', 'plot_prices_overview', 'main']
+__all__ = ['REALIZED_LABEL', 'SYNTHETIC_REALIZED_LABEL', 'load_prices', 'realized_volatility', 'trading_calendar',
+           'calendar_gaps', 'StudyPrices', 'load_study_prices', 'plot_prices_overview', 'main']
 
 # %% ../../nbs/11_data.prices.ipynb #7d805bee
 def _report_nans(prices: dict) -> None:
@@ -51,8 +52,11 @@ def load_prices(tickers, start=None, end=None, source: str = 'sample', folder=No
             have = sorted(p.stem for p in folder.glob('*.csv'))
             raise PriceDataError(f'{folder}: no CSV for {", ".join(missing)}; available: {", ".join(have)}')
         prices = {t: read_price_csv(folder/f'{t}.csv', columns) for t in tickers}
+    elif source == 'synthetic':
+        raise PriceDataError("source='synthetic' is made from the data config (window, stride, signal, seed): call "
+                             "load_study_prices(cfg) or sources.synthetic_prices(cfg.data)")
     else:
-        raise PriceDataError(f"unknown price source {source!r}; valid sources: sample, yfinance, csv")
+        raise PriceDataError(f"unknown price source {source!r}; valid sources: sample, yfinance, csv, synthetic")
     prices = {t: _clip(f, start, end) for t, f in prices.items()}
     empty = [t for t, f in prices.items() if f.empty]
     if empty: raise PriceDataError(f'{source}: no rows for {", ".join(empty)} between {start} and {end}')
@@ -61,6 +65,7 @@ def load_prices(tickers, start=None, end=None, source: str = 'sample', folder=No
 
 # %% ../../nbs/11_data.prices.ipynb #155ecf1d
 REALIZED_LABEL = 'S&P 500 21-day realized volatility, annualized % (stand-in for ^VIX)'
+SYNTHETIC_REALIZED_LABEL = 'synthetic market 21-day realized volatility, annualized %'
 
 def realized_volatility(adj_close: pd.Series, days: int = 21) -> pd.Series:
     "Annualized rolling realized volatility in percent, from daily log returns."
@@ -104,6 +109,7 @@ class StudyPrices:
 
 def _volatility(data: DataConfig, market: pd.DataFrame, calendar, start, end) -> tuple[pd.Series, str]:
     realized = realized_volatility(market['adj_close']).reindex(calendar)
+    if data.source == 'synthetic': return realized, SYNTHETIC_REALIZED_LABEL
     if data.volatility_source == 'realized': return realized, REALIZED_LABEL
     try:
         vix = load_prices(data.volatility, data.start, data.end, data.source, _folder(data), data.cache_dir,
@@ -129,8 +135,10 @@ def load_study_prices(cfg: Config | DataConfig) -> StudyPrices:
     data = cfg.data if isinstance(cfg, Config) else cfg
     # realized vol needs 21 prior days
     warmup_start = (pd.Timestamp(data.start) - pd.Timedelta(days=45)).strftime('%Y-%m-%d')
-    loaded = load_prices([*data.tickers, data.market], warmup_start, data.end, data.source, _folder(data),
-                         data.cache_dir, allow_partial=data.allow_partial)
+    if data.source == 'synthetic': loaded = synthetic_prices(data)
+    else:
+        loaded = load_prices([*data.tickers, data.market], warmup_start, data.end, data.source, _folder(data),
+                             data.cache_dir, allow_partial=data.allow_partial)
     market = loaded[data.market]                              # also a ticker when data.tickers names it
     calendar = trading_calendar(market)
     calendar = calendar[calendar >= pd.Timestamp(data.start)]
@@ -175,7 +183,7 @@ def plot_prices_overview(study: StudyPrices, path=None):
 def main(argv=None) -> int:
     "Console script `seemore_prices`: show or fetch prices and print a summary table."
     parser = add_config_args(argparse.ArgumentParser(prog='seemore_prices', description=main.__doc__))
-    parser.add_argument('--source', choices=['sample', 'yfinance', 'csv'], help='overrides data.source')
+    parser.add_argument('--source', choices=['sample', 'yfinance', 'csv', 'synthetic'], help='overrides data.source')
     parser.add_argument('--tickers', nargs='+', help='overrides data.tickers')
     parser.add_argument('--start', help='overrides data.start'); parser.add_argument('--end', help='overrides data.end')
     args = parser.parse_args(argv)

@@ -19,9 +19,10 @@ from ..config import SeemoreError, atomic_write
 
 
 # %% auto #0
-__all__ = ['PRICE_COLUMNS', 'YAHOO_URL', 'PriceDataError', 'validate_prices', 'read_price_csv', 'from_yfinance_frame',
-           'OfflineError', 'EmptyDownloadError', 'probe_network', 'download_yfinance', 'cache_path', 'write_cache',
-           'read_cache', 'cache_covers', 'load_yfinance']
+__all__ = ['PRICE_COLUMNS', 'YAHOO_URL', 'SYNTHETIC_PERIODS', 'SYNTHETIC_AMPLITUDE', 'PriceDataError', 'validate_prices',
+           'read_price_csv', 'from_yfinance_frame', 'OfflineError', 'EmptyDownloadError', 'probe_network',
+           'download_yfinance', 'cache_path', 'write_cache', 'read_cache', 'cache_covers', 'load_yfinance',
+           'synthetic_days', 'synthetic_ticker', 'synthetic_prices']
 
 # %% ../../nbs/10_data.sources.ipynb #653fd67c
 PRICE_COLUMNS = ('open', 'high', 'low', 'close', 'adj_close', 'volume')
@@ -253,3 +254,52 @@ def load_yfinance(tickers, start, end, cache_dir: Path, columns=PRICE_COLUMNS, a
         out[t] = out[t][list(columns)]
     return out
 
+
+# %% ../../nbs/10_data.sources.ipynb #0ec1df1a
+SYNTHETIC_PERIODS = (4, 10)       # days: the planted cycle of class 0 (down) and class 1 (up)
+SYNTHETIC_AMPLITUDE = 3.0         # the cycle's amplitude, in units of the ticker's daily volatility
+
+def synthetic_days(data) -> pd.DatetimeIndex:
+    "The synthetic calendar: business days from 45 days before `data.start` (the realized volatility's warm-up)."
+    return pd.bdate_range(pd.Timestamp(data.start) - pd.Timedelta(days=45), data.end, name='date')
+
+def _ohlcv(rng, log_close: np.ndarray, vol: float, days) -> pd.DataFrame:
+    close = np.exp(log_close)
+    open_ = np.r_[close[0], close[:-1]] * np.exp(rng.normal(0, vol / 4, len(close)))
+    high = np.maximum(open_, close) * np.exp(np.abs(rng.normal(0, vol / 2, len(close))))
+    low = np.minimum(open_, close) * np.exp(-np.abs(rng.normal(0, vol / 2, len(close))))
+    ar = np.zeros(len(close))
+    for i, e in enumerate(rng.normal(0, 0.25, len(close))): ar[i] = 0.8 * ar[i - 1] + e if i else e
+    volume = np.round(rng.uniform(5e5, 5e6) * np.exp(ar)).astype(np.int64)      # whole shares, as Yahoo's
+    return pd.DataFrame(dict(open=open_, high=high, low=low, close=close, adj_close=close, volume=volume), index=days)
+
+def synthetic_ticker(number: int, data) -> pd.DataFrame:
+    """Ticker `SYN<number>`: a random walk with a planted cycle in every window (see above). `attrs['planted']` holds
+    each window's end date, planted class and the direction it was given."""
+    days = synthetic_days(data)
+    rng = np.random.default_rng([data.seed, number])
+    vol, first = rng.uniform(0.012, 0.025), int(days.searchsorted(pd.Timestamp(data.start)))
+    steps, shape, planted = rng.normal(0, vol, len(days)), np.zeros(len(days)), []
+    w, h = data.window, data.label_horizon
+    t = np.arange(w) - (w - 1)                                          # 0 on the window's last day
+    start = first + int(rng.integers(data.stride))                     # the ticker's first day
+    for s in range(start, len(days) - w - h + 1, data.stride):
+        cls = int(rng.integers(2))
+        up = cls if rng.random() < 0.5 + data.signal / 2 else 1 - cls
+        shape[s:s + w] = SYNTHETIC_AMPLITUDE * vol * np.sin(2 * np.pi * t / SYNTHETIC_PERIODS[cls])
+        future = slice(s + w, s + w + h)
+        if (steps[future].sum() > 0) != bool(up): steps[future] *= -1
+        planted.append((days[s + w - 1], cls, up))
+    frame = _ohlcv(rng, np.log(rng.uniform(20, 200)) + np.cumsum(steps) + shape, vol, days).iloc[start:]
+    frame.attrs['planted'] = pd.DataFrame(planted, columns=['end_date', 'planted', 'up'])
+    return frame
+
+def synthetic_prices(data) -> dict[str, pd.DataFrame]:
+    "Prices of `data.tickers` (SYN<number>) and of the market, deterministic by `data.seed` (`data`: a DataConfig)."
+    bad = [t for t in data.tickers if not (t.startswith('SYN') and t[3:].isdigit())]
+    if bad:
+        raise PriceDataError(f'source=synthetic makes tickers named SYN<number>, not {", ".join(bad)}; set '
+                             'data.tickers=[SYN0,SYN1,...]')
+    days, rng = synthetic_days(data), np.random.default_rng([data.seed, 10**9])
+    market = _ohlcv(rng, np.log(1200) + np.cumsum(rng.normal(0, 0.01, len(days))), 0.01, days)
+    return {**{t: synthetic_ticker(int(t[3:]), data) for t in data.tickers}, data.market: market}

@@ -37,6 +37,7 @@ def input_files(cfg: Config | DataConfig) -> list[Path]:
     "The files the prices of `cfg` are read from (present or not), without reading them or the network."
     data = cfg.data if isinstance(cfg, Config) else cfg
     names = [*data.tickers, data.market] + ([] if data.volatility_source == 'realized' else [data.volatility])
+    if data.source == 'synthetic': return []                   # made from the config and the code alone
     if data.source == 'yfinance': return [cache_path(resolve_path(data.cache_dir), t) for t in names]
     return [resolve_path(_folder(data))/f'{t}.csv' for t in names]
 

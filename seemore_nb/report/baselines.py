@@ -28,7 +28,7 @@ from ..study.baselines import BaselineError, fit_baselines
 # %% auto #0
 __all__ = ['BASELINE_MODULES', 'baselines_key', 'baselines_dir', 'metrics_table', 'backtest_table', 'build_baselines',
            'BaselineResults', 'vit_predictions_path', 'load_results', 'baselines_markdown', 'plot_baselines',
-           'plot_backtest', 'predict_finished_run', 'stage_done', 'reproduce_stage', 'main']
+           'plot_backtest', 'predict_finished_run', 'stage_done', 'results_section', 'reproduce_stage', 'main']
 
 # %% ../../nbs/64_report.baselines.ipynb #960c97f2
 BASELINE_MODULES = ('data.sources', 'data.prices', 'data.windows', 'study.evaluation', 'study.baselines',
@@ -264,6 +264,11 @@ def stage_done(cfg: Config) -> bool:
     """Whether `reproduce_stage` has nothing left to do: the baselines are fitted and a finished ViT run has its test
     predictions."""
     return (baselines_dir(cfg)/'complete.json').exists() and not _predictions_due(vit_predictions_path(cfg))
+
+def results_section(cfg: Config) -> str:
+    "The baselines' part of RESULTS.md (`65_report.results` asks every stage of the grid for one)."
+    return '\n'.join(['## Baselines (test split; accuracy with its interval, from `seemore_nb.report.baselines`)', '',
+                      baselines_markdown(load_results(cfg), cfg)])
 
 def reproduce_stage(cfg: Config) -> Path:
     "The artifacts the figure notebooks 70 and 71 read: the ViT's test predictions and the baselines folder."

@@ -20,9 +20,9 @@ from ..config import (TASKS, PACKAGE_DIR, SeemoreError, bf16_native, config_hash
 
 # %% auto #0
 __all__ = ['GRIDS_DIR', 'COLUMNS', 'KINDS', 'REPEATS', 'STAGES', 'GridError', 'GridRow', 'grid_path', 'load_grid', 'grid_repeats',
-           'train_overrides', 'template_parameters', 'emulated_bf16_bound', 'cell_config', 'gpu_count', 'stage_module',
-           'missing_feature', 'grid_plan', 'format_plan', 'classifier_runs', 'profile_overrides', 'load_cells',
-           'timing_cells']
+           'train_overrides', 'template_parameters', 'params_config', 'emulated_bf16_bound', 'cell_config', 'gpu_count',
+           'stage_module', 'missing_feature', 'grid_plan', 'format_plan', 'classifier_runs', 'profile_overrides',
+           'load_cells', 'timing_cells']
 
 # %% ../../nbs/62_report.grid.ipynb #ab192a2e
 GRIDS_DIR = PACKAGE_DIR/'configs'/'grids'
@@ -119,12 +119,16 @@ def template_parameters(cell: GridRow, profile: str, overrides=()) -> dict:
     if cell.amp == 'bf16': p['overrides'] += emulated_bf16_bound(p)
     return p
 
+def params_config(p: dict):
+    "The config that the training template builds from its parameters `p` (`template_parameters`, and the run id)."
+    return load_config(p['profile'], train_overrides(**{k: v for k, v in p.items() if k != 'profile'}))
+
 def emulated_bf16_bound(p: dict) -> list[str]:
     """A bf16 cell on a CPU that emulates bf16 (no AVX512_BF16 or AMX, no GPU) runs about 12× slower than fp32: it
     trains a quarter of its `train.samples_per_epoch`, so that it cannot dominate the main job (its throughput still
     compares; its run id says it is other work)."""
     if bf16_native(cpu_info()) or gpu_count(): return []
-    t = load_config(p['profile'], train_overrides(**{k: v for k, v in p.items() if k != 'profile'})).train
+    t = params_config(p).train
     if not t.samples_per_epoch: return []
     per_step = t.batch_size * t.devices
     return [f'train.samples_per_epoch={max(1, t.samples_per_epoch // per_step // 4) * per_step}']
@@ -132,8 +136,7 @@ def emulated_bf16_bound(p: dict) -> list[str]:
 def cell_config(cell: GridRow, profile: str, overrides=(), repeat: int = 1):
     """The resolved config of a cell and the run id of its `repeat`-th run: `<profile>-<name>-r<repeat>-<hash of the
     config>` for a timing cell, `<profile>-<name>-<hash>` for the first run of a learning cell (`-r2-` on)."""
-    p = template_parameters(cell, profile, overrides)
-    cfg = load_config(p.pop('profile'), train_overrides(**p))
+    cfg = params_config(template_parameters(cell, profile, overrides))
     tag = f'r{repeat}-' if cell.kind == 'timing' or repeat > 1 else ''
     return cfg, f'{cfg.profile}-{cell.name}-{tag}{config_hash(cfg)[:8]}'
 
@@ -144,7 +147,8 @@ def gpu_count() -> int:
     import torch
     return torch.cuda.device_count()
 
-STAGES = {'baselines': 'seemore_nb.report.baselines'}   # stage rows: the module whose reproduce_stage(cfg) makes them
+# stage rows: the module whose reproduce_stage(cfg) makes them
+STAGES = {'baselines': 'seemore_nb.report.baselines', 'control': 'seemore_nb.report.control'}
 
 def stage_module(name: str):
     "The module of the stage `name` (a grid row of kind stage)."
@@ -183,7 +187,8 @@ def _stage_done(cell: GridRow, profile: str, overrides) -> bool:
 def grid_plan(profile: str, overrides=(), grid=None, only=None, stages: bool = True) -> pd.DataFrame:
     """One row per run of a cell, in the order they run (round 1 of every cell, then round 2 of the repeated ones, …):
     the table's columns, `repeat` (1-based), `repeats`, `label` (the name, with `[<k>/<n>]` when repeated), `variant`,
-    `run_id`, `folder`, `status` and the template's parameters (`stages=False`: a stage is 'todo' without asking it)."""
+    `run_id`, `folder`, `source` (the data source), `status` and the template's parameters (`stages=False`: a stage is
+    'todo' without asking it)."""
     from seemore_nb.config import resolve_path
     path = grid or grid_path(profile)
     meta, cells = load_grid(path)
@@ -196,11 +201,11 @@ def grid_plan(profile: str, overrides=(), grid=None, only=None, stages: bool = T
         n = repeats[cell.kind]
         label = f'{cell.name}[{k}/{n}]' if n > 1 else cell.name
         row = dataclasses.asdict(cell) | dict(repeat=k, repeats=n, label=label, variant=cell.variant, run_id='',
-                                              folder=None, params=None)
+                                              folder=None, params=None, source='-')
         if cell.kind != 'stage' and not missing_feature(cell.needs):
             try:
                 cfg, row['run_id'] = cell_config(cell, profile, overrides, k)
-                row['folder'] = resolve_path(cfg.train.runs_dir)/row['run_id']
+                row['folder'], row['source'] = resolve_path(cfg.train.runs_dir)/row['run_id'], cfg.data.source
                 row['params'] = template_parameters(cell, profile, overrides) | dict(run_id=row['run_id'])
                 row['status'] = _status(cell, meta, gpus, row['folder'], cfg.train.epochs)
             except SeemoreError as e: row['status'] = f'error: {e}'
@@ -209,8 +214,8 @@ def grid_plan(profile: str, overrides=(), grid=None, only=None, stages: bool = T
             if stages and cell.kind == 'stage' and row['status'] == 'todo' and _stage_done(cell, profile, overrides):
                 row['status'] = 'done'
         rows.append(row)
-    return pd.DataFrame(rows, columns=[*COLUMNS, 'repeat', 'repeats', 'label', 'variant', 'run_id', 'folder', 'status',
-                                       'params'])
+    return pd.DataFrame(rows, columns=[*COLUMNS, 'repeat', 'repeats', 'label', 'variant', 'run_id', 'folder', 'source',
+                                       'status', 'params'])
 
 def format_plan(plan: pd.DataFrame) -> str:
     "The plan as a text table (`seemore_reproduce --list`), one line per run."
@@ -229,6 +234,7 @@ def classifier_runs(cfg, devices=(1, 2)) -> dict[int, Path]:
                & (plan.framework == 'pytorch')
                & (plan.amp == 'off')
                & (plan.variant == 'store')
+               & (plan.profile == '-')                      # the study's own cells (the control's name theirs)
                & plan.devices.isin(devices)]
     return {int(r.devices): r.folder for r in sel.itertuples()}
 
@@ -249,6 +255,7 @@ def load_cells(plan: pd.DataFrame, profile: str, timing: bool = False, **where) 
     missing runs: an error with the command. `timing`: see `timing_cells`."""
     sel = plan[(plan.kind != 'stage') & ~plan.status.str.startswith('skipped')]
     where = {'task': 'classifier'} | where                     # the study's figures: the VLM cell only when asked for
+    if 'source' not in where: sel = sel[sel.source != 'synthetic']     # the control's runs only when asked for
     for k, v in where.items(): sel = sel[sel[k].isin(v if isinstance(v, (list, tuple, set)) else [v])]
     if timing: sel = timing_cells(sel)
     missing = sel[sel.status != 'done']
