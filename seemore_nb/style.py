@@ -31,9 +31,9 @@ DATA_SOURCES = {'sample': 'offline sample (data/sample, committed CSVs)', 'yfina
 def data_text(data: dict) -> str:
     "The data source of a config's `data` section (as a dict) in words; a synthetic one with its signal strength."
     if data.get('source') == 'synthetic':
-        signal = data.get('signal', 0)                      # a number, or a range in words
-        return f"synthetic, signal {signal:g} (seed {data.get('seed', 0)})" if isinstance(signal, (int, float)) else \
-            f"synthetic, signals {signal} (seed {data.get('seed', 0)})"
+        s = data.get('signal', 0)                           # a number, or a range in words
+        signal = f'signal {s:g}' if isinstance(s, (int, float)) else f'signals {s}'
+        return f"synthetic, {signal} (seed {data.get('seed', 0)})"
     return DATA_SOURCES.get(data.get('source'), data.get('source'))
 
 def device_kind(train: dict) -> str:

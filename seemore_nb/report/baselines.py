@@ -27,8 +27,9 @@ from ..study.baselines import BaselineError, fit_baselines
 
 # %% auto #0
 __all__ = ['BASELINE_MODULES', 'baselines_key', 'baselines_dir', 'metrics_table', 'backtest_table', 'build_baselines',
-           'BaselineResults', 'vit_predictions_path', 'load_results', 'baselines_markdown', 'plot_baselines',
-           'plot_backtest', 'predict_finished_run', 'stage_done', 'results_section', 'reproduce_stage', 'main']
+           'BaselineResults', 'vit_predictions_path', 'load_results', 'metric_cell', 'baselines_markdown',
+           'plot_baselines', 'plot_backtest', 'predict_finished_run', 'stage_done', 'results_section',
+           'reproduce_stage', 'main']
 
 # %% ../../nbs/64_report.baselines.ipynb #960c97f2
 BASELINE_MODULES = ('data.sources', 'data.prices', 'data.windows', 'study.evaluation', 'study.baselines',
@@ -161,7 +162,8 @@ def load_results(cfg: Config, vit: Path | None = None) -> BaselineResults:
     return _with_vit(res, vit, cfg) if vit.exists() else res
 
 # %% ../../nbs/64_report.baselines.ipynb #2ecd497a
-def _cell(row, key: str) -> str:
+def metric_cell(row, key: str) -> str:
+    "`value [low, high]` of `key` in a metrics row (with its `_low` and `_high`), or – when it is missing."
     v = row.get(key, np.nan)
     return '–' if pd.isna(v) else f'{v:.3f} [{row[f"{key}_low"]:.3f}, {row[f"{key}_high"]:.3f}]'
 
@@ -173,10 +175,10 @@ def baselines_markdown(res: BaselineResults, cfg: Config) -> str:
     for _, row in res.metrics.iterrows():
         p = perf.loc[row['model']]
         lines.append(f"| {row['model']} | "
-                     + ' | '.join(_cell(row, k) for k in ('accuracy', 'balanced_accuracy', 'auc', 'log_loss'))
-                     + f" | {_cell(p, 'annual_return')} | {_cell(p, 'sharpe')} |")
+                     + ' | '.join(metric_cell(row, k) for k in ('accuracy', 'balanced_accuracy', 'auc', 'log_loss'))
+                     + f" | {metric_cell(p, 'annual_return')} | {metric_cell(p, 'sharpe')} |")
     p = perf.loc['buy_and_hold']
-    lines.append(f"| buy and hold | – | – | – | – | {_cell(p, 'annual_return')} | {_cell(p, 'sharpe')} |")
+    lines.append(f"| buy and hold | – | – | – | – | {metric_cell(p, 'annual_return')} | {metric_cell(p, 'sharpe')} |")
     m = res.metrics.iloc[0]
     up = res.predictions.loc[res.predictions['model'] == m['model'], 'label'].mean()
     return (

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..config import Config, config_dict
+from ..config import Config
 from .grid import GridError, grid_plan, load_cells, params_config, profile_overrides
-from .baselines import baselines_dir, build_baselines, load_results
+from .baselines import baselines_dir, build_baselines, load_results, metric_cell
 
 # %% auto #0
 __all__ = ['control_cells', 'stage_done', 'reproduce_stage', 'learnability_table', 'detection_limits', 'learnability_markdown',
@@ -67,7 +67,6 @@ def detection_limits(table: pd.DataFrame) -> pd.Series:
 _NAMES = {'vit': 'ViT', 'majority': 'majority', 'logistic': 'logistic', 'arima': 'ARIMA',
           'multi_output': 'multi-output'}
 
-def _interval(row, key: str) -> str: return f'{row[key]:.3f} [{row[f"{key}_low"]:.3f}, {row[f"{key}_high"]:.3f}]'
 
 def learnability_markdown(table: pd.DataFrame) -> str:
     "Test accuracy [interval] per strength (rows) and model (columns), and each model's detection limit."
@@ -77,7 +76,7 @@ def learnability_markdown(table: pd.DataFrame) -> str:
     for signal, g in table.groupby('signal'):
         g = g.set_index('model')
         lines.append(f'| {signal:g} | {int(g.windows.iloc[0])} | {g.majority_rate.iloc[0]:.3f} | '
-                     + ' | '.join(_interval(g.loc[m], 'accuracy') for m in models) + ' |')
+                     + ' | '.join(metric_cell(g.loc[m], 'accuracy') for m in models) + ' |')
     limits = detection_limits(table)
     said = lambda m: 'none' if np.isnan(limits[m]) else f'{limits[m]:g}'
     detected = [m for m in models if m != 'vit' and not np.isnan(limits[m])]
