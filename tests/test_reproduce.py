@@ -58,13 +58,21 @@ def test_results_md_numbers_equal_the_run_folders(smoke):
         assert f"| test | {ev['count']} | {ev['exact_match']:.1%} | {ev['cer']:.1%} |" in text
 
 
-def test_second_pass_skips_every_completed_run_without_a_kernel(smoke):
+def test_second_pass_skips_every_completed_run_and_unchanged_template_without_a_kernel(smoke):
     records = {p: p.stat().st_mtime_ns for p in smoke.runs.glob('*/train_run.ipynb')}
-    proc = reproduce(*smoke.overrides, '--only', '*dev,vlm,control-*', '--figures-dir', str(smoke.figures), timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    skipped = re.findall(r'^(\S+): skipped \(complete: ', proc.stdout + proc.stderr, re.M)
+    templates = sorted((smoke.runs/'reproduce'/'smoke').glob('[0-9]*.ipynb'))
+    drawn = {p: p.stat().st_mtime_ns for p in [*templates, *smoke.figures.glob('*.png')]}
+    proc = reproduce(*smoke.overrides, '--figures-dir', str(smoke.figures), timeout=300)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-3000:]
+    skipped = re.findall(r'^(\S+): skipped \(complete: ', out, re.M)
     assert len(skipped) == len(records) >= 9 + 9                 # every repeat of every timing cell skipped too
+    unchanged = re.findall(r'^(\S+): skipped \(its inputs are unchanged', out, re.M)
+    assert sorted(unchanged) == [p.stem for p in templates] and len(templates) >= 14, out[-3000:]
     assert {p: p.stat().st_mtime_ns for p in records} == records                       # no notebook executed again
+    assert {p: p.stat().st_mtime_ns for p in drawn} == drawn                           # no figure drawn again
+    text = (smoke.figures/'RESULTS.md').read_text()
+    for name in FIGURES: assert f'`{name}.png` (+ .pdf)' in text                       # still listed with its template
     assert proc.seconds < 60
 
 

@@ -25,8 +25,8 @@ from .grid import GridError, format_plan, grid_plan, stage_module
 
 # %% auto #0
 __all__ = ['TRAIN_TEMPLATE', 'KERNEL_ARGS', 'paper_notebooks', 'figures_root', 'run_notebook', 'run_stages', 'Outcome',
-           'run_cell', 'check_only', 'run_template', 'reproduce', 'report', 'GridInterrupted', 'GridStop',
-           'continue_command', 'stopped_grid_message', 'main']
+           'run_cell', 'check_only', 'template_inputs', 'run_template', 'reproduce', 'report', 'GridInterrupted',
+           'GridStop', 'continue_command', 'stopped_grid_message', 'main']
 
 # %% ../../nbs/66_report.reproduce.ipynb #7d38248d
 TRAIN_TEMPLATE = 'train_run.ipynb'
@@ -135,15 +135,51 @@ def check_only(only: str | None, profile: str, overrides=(), grid=None):
         raise GridError(f"--only {only!r} matches no cell or template of the {Path(profile).stem} grid; the names are: "
                         f"{', '.join(names)}")
 
-def run_template(template: Path, out_dir: Path, params: dict, figures: Path) -> tuple[Outcome, list[str]]:
-    "Execute one figure template; its Outcome and the figures it drew (PNG names)."
+def template_inputs(cfg, params: dict) -> str:
+    """A digest of what the figure templates read: the package's code and configs, the profile's store key (its
+    config and input files), every finished run's and stage's `complete.json` under the runs folder (path, size,
+    time), the templates' parameters and the versions of the libraries that draw."""
+    import hashlib, importlib.metadata, seemore_nb
+    from seemore_nb.data.store_files import store_key
+    package, code = Path(seemore_nb.__file__).parent, hashlib.sha256()
+    for p in sorted([*package.rglob('*.py'), *package.rglob('*.yaml')]):
+        code.update(str(p.relative_to(package)).encode() + b'\0' + p.read_bytes())
+    runs = resolve_path(cfg.train.runs_dir)
+    found = runs.rglob('complete.json') if runs.is_dir() else []
+    done = sorted((str(p.relative_to(runs)), p.stat().st_size, p.stat().st_mtime_ns)
+                  for p in found if p.relative_to(runs).parts[0] != 'reproduce')
+    blob = dict(code=code.hexdigest(), store=store_key(cfg), runs=done, params=params,
+                versions={n: importlib.metadata.version(n) for n in ('numpy', 'pandas', 'matplotlib', 'seaborn')})
+    return hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()
+
+def _last_drawing(record: Path) -> dict:
+    "What `run_template` recorded of a template's last drawing ({} when there is none or it cannot be read)."
+    try: return json.loads(record.read_text())
+    except (OSError, ValueError): return {}
+
+def run_template(
+    template: Path, out_dir: Path, params: dict, figures: Path, inputs: str | None = None
+) -> tuple[Outcome, list[str]]:
+    """Execute one figure template; its Outcome and the figures it drew (PNG names). With `inputs` (a
+    `template_inputs` digest) a template is skipped when neither the digest nor the template changed since it last
+    drew, and its executed notebook and every figure it drew are still there."""
+    import hashlib
+    from seemore_nb.config import atomic_write
+    record, executed = out_dir/f'{template.stem}.inputs.json', out_dir/template.name
+    key = inputs and hashlib.sha256(inputs.encode() + template.read_bytes()).hexdigest()
+    last = _last_drawing(record)
+    if key and last.get('key') == key and executed.exists() and all((figures/n).exists() for n in last['made']):
+        return Outcome(template.stem, 'skipped', last['seconds'], executed,
+                       detail='its inputs are unchanged since it last drew'), last['made']
     before = {p: p.stat().st_mtime_ns for p in figures.glob('*.png')} if figures.exists() else {}
     try:
-        timing = run_notebook(template, out_dir/template.name, params)
-        o = Outcome(template.stem, 'done', timing['seconds'], out_dir/template.name, timing=timing)
-    except Exception as e: o = Outcome(template.stem, 'failed', notebook=out_dir/template.name, detail=_failure_line(e))
+        timing = run_notebook(template, executed, params)
+        o = Outcome(template.stem, 'done', timing['seconds'], executed, timing=timing)
+    except Exception as e: o = Outcome(template.stem, 'failed', notebook=executed, detail=_failure_line(e))
     made = (sorted(p.name for p in figures.glob('*.png') if before.get(p) != p.stat().st_mtime_ns)
             if figures.exists() else [])
+    if key and o.status == 'done':
+        atomic_write(record, lambda f: f.write(json.dumps(dict(key=key, made=made, seconds=o.seconds))), mode='w')
     return o, made
 
 def _write(o: Outcome, bar, overhead: bool = False):
@@ -154,9 +190,10 @@ def _write(o: Outcome, bar, overhead: bool = False):
     bar.update()
 
 def reproduce(
-    profile: str = 'cpu', overrides=(), figures_dir=None, only: str | None = None, grid=None
+    profile: str = 'cpu', overrides=(), figures_dir=None, only: str | None = None, grid=None, redraw: bool = False
 ) -> list[Outcome]:
-    """Stages, the grid, the figure templates and RESULTS.md for `profile`; one Outcome per cell and template.
+    """Stages, the grid, the figure templates and RESULTS.md for `profile`; one Outcome per cell and template. A
+    template whose inputs are unchanged since it last drew is skipped (`redraw`: draw every template again).
     SIGTERM or Ctrl-C: the running cell ends with its checkpoint, nothing else starts, and `GridInterrupted` says how
     to go on."""
     import fnmatch
@@ -181,9 +218,10 @@ def reproduce(
                 if stop.signal: break
             plan = grid_plan(profile, overrides, grid)        # the templates and RESULTS.md see every finished run
             params = dict(profile=profile, overrides=list(overrides), figures_dir=str(figures))
+            inputs = None if redraw or not templates else template_inputs(cfg, params)
             for template in templates if not stop.signal else []:
                 bar.set_description(template.stem)
-                o, made = run_template(template, out_dir, params, figures)
+                o, made = run_template(template, out_dir, params, figures, inputs)
                 outcomes.append(stop.outcome(o)); _write(outcomes[-1], bar, overhead=True)
                 drawn += [(name, template.name, o.seconds) for name in made]
                 if stop.signal: break
@@ -192,7 +230,7 @@ def reproduce(
     if stop.signal:
         raise GridInterrupted(stop.signal, stopped_grid_message(stop.signal, outcomes,
                                                                 continue_command(profile, overrides, figures_dir,
-                                                                                 only, grid)))
+                                                                                 only, grid, redraw)))
     if templates:
         try: write_results(figures/'RESULTS.md', cfg, plan, drawn, outcomes)
         except (OSError, SeemoreError) as e:
@@ -233,10 +271,11 @@ class GridStop(GracefulStop):
         "A notebook that a stop cut short is 'interrupted', not 'failed'."
         return dataclasses.replace(o, status='interrupted') if self.signal and o.status == 'failed' else o
 
-def continue_command(profile: str, overrides=(), figures_dir=None, only=None, grid=None) -> str:
+def continue_command(profile: str, overrides=(), figures_dir=None, only=None, grid=None, redraw=False) -> str:
     "The `seemore_reproduce` command line that goes on where this one stopped."
     args = ['seemore_reproduce', '--config', profile, *overrides, *(['--only', only] if only else []),
-            *(['--grid', str(grid)] if grid else []), *(['--figures-dir', str(figures_dir)] if figures_dir else [])]
+            *(['--grid', str(grid)] if grid else []), *(['--figures-dir', str(figures_dir)] if figures_dir else []),
+            *(['--redraw'] if redraw else [])]
     return shlex.join(args)
 
 def stopped_grid_message(signal_name: str, outcomes: list[Outcome], command: str) -> str:
@@ -261,6 +300,8 @@ def main(argv=None) -> int:
                         help='run only the cells and templates whose names match (shell patterns, comma-separated)')
     parser.add_argument('--list', action='store_true', help='print the grid with each cell\'s status and exit')
     parser.add_argument('--grid', help='a grid table to use instead of seemore_nb/configs/grids/<profile>.yaml')
+    parser.add_argument('--redraw', action='store_true',
+                        help='draw every figure template again, even those whose inputs are unchanged')
     args = parser.parse_args(argv)
     def body():
         config_from_args(args)                                 # fail fast on a bad key, before any notebook runs
@@ -268,7 +309,7 @@ def main(argv=None) -> int:
             check_only(args.only, args.config, args.overrides, args.grid)
             print(format_plan(grid_plan(args.config, args.overrides, args.grid, args.only)))
             return 0
-        try: outcomes = reproduce(args.config, args.overrides, args.figures_dir, args.only, args.grid)
+        try: outcomes = reproduce(args.config, args.overrides, args.figures_dir, args.only, args.grid, args.redraw)
         except GridInterrupted as e:
             print(f'seemore_reproduce: {e}', file=sys.stderr)
             return 128 + signal.Signals[e.signal].value
