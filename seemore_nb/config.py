@@ -18,14 +18,14 @@ import yaml
 
 from .core import (SeemoreError, atomic_write, bf16_native, cpu_info, file_sha256, guarded, os_error_line,
                              project_root, read_yaml, resolve_path)
-from .schema import (FRACTION, INPUT_FORMS, POSITIVE, RUN_ID, TASKS, BaselinesConfig, Config, ConfigError,
-                               DataConfig, ModelConfig, SpectrogramConfig, StoreConfig, TrainConfig, VLMConfig,
+from .schema import (FRACTION, INPUT_FORMS, POSITIVE, RUN_ID, TASKS, BaselinesConfig, ClusterConfig, Config,
+                               ConfigError, DataConfig, ModelConfig, SpectrogramConfig, StoreConfig, TrainConfig, VLMConfig,
                                task_class)
 
 # re-exported: modules import the basics and the schema from here
 _all_ = ['SeemoreError', 'atomic_write', 'bf16_native', 'cpu_info', 'file_sha256', 'guarded', 'os_error_line',
          'project_root', 'read_yaml', 'resolve_path',
-         'FRACTION', 'INPUT_FORMS', 'POSITIVE', 'RUN_ID', 'TASKS', 'BaselinesConfig', 'Config', 'ConfigError',
+         'FRACTION', 'INPUT_FORMS', 'POSITIVE', 'RUN_ID', 'TASKS', 'BaselinesConfig', 'ClusterConfig', 'Config', 'ConfigError',
          'DataConfig', 'ModelConfig', 'SpectrogramConfig', 'StoreConfig', 'TrainConfig', 'VLMConfig', 'task_class']
 
 
@@ -34,7 +34,7 @@ __all__ = ['PACKAGE_DIR', 'PROFILES_DIR', 'build_config', 'validate_config', 'mo
            'load_config', 'with_overrides', 'config_dict', 'save_config', 'config_hash', 'add_config_args',
            'config_from_args', 'SeemoreError', 'atomic_write', 'bf16_native', 'cpu_info', 'file_sha256', 'guarded',
            'os_error_line', 'project_root', 'read_yaml', 'resolve_path', 'FRACTION', 'INPUT_FORMS', 'POSITIVE',
-           'RUN_ID', 'TASKS', 'BaselinesConfig', 'Config', 'ConfigError', 'DataConfig', 'ModelConfig',
+           'RUN_ID', 'TASKS', 'BaselinesConfig', 'ClusterConfig', 'Config', 'ConfigError', 'DataConfig', 'ModelConfig',
            'SpectrogramConfig', 'StoreConfig', 'TrainConfig', 'VLMConfig', 'task_class']
 
 # %% ../nbs/02_config.ipynb #13535c34
@@ -177,8 +177,10 @@ def save_config(cfg: Config, path) -> Path:
     return atomic_write(path, lambda f: f.write(text), mode='w')
 
 def config_hash(cfg: Config, *sections: str) -> str:
-    "A short content hash of the named sections (all of them when none are named)."
-    blob = json.dumps(config_dict(cfg, *sections), sort_keys=True)
+    """A short content hash of the named sections (when none are named: all of them but `cluster`, which says where a
+    run runs, not what it computes)."""
+    raw = config_dict(cfg, *sections) if sections else {k: v for k, v in config_dict(cfg).items() if k != 'cluster'}
+    blob = json.dumps(raw, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 def add_config_args(parser, default: str = 'cpu'):

@@ -15,7 +15,8 @@ from .core import SeemoreError
 
 # %% auto #0
 __all__ = ['TASKS', 'POSITIVE', 'FRACTION', 'INPUT_FORMS', 'RUN_ID', 'ConfigError', 'task_class', 'DataConfig',
-           'SpectrogramConfig', 'StoreConfig', 'ModelConfig', 'TrainConfig', 'VLMConfig', 'BaselinesConfig', 'Config']
+           'SpectrogramConfig', 'StoreConfig', 'ModelConfig', 'TrainConfig', 'VLMConfig', 'BaselinesConfig',
+           'ClusterConfig', 'Config']
 
 # %% ../nbs/01_schema.ipynb #a1c0e001
 class ConfigError(SeemoreError, ValueError):
@@ -180,7 +181,9 @@ class TrainConfig:
     steps_per_epoch: int = field(default=0, metadata=_at_least(0))  # 0: the whole training split each epoch
     # training samples per epoch, all devices together (0: unset): the same work on every device count
     samples_per_epoch: int = field(default=0, metadata=_at_least(0))
-    loader: str = field(default='store', metadata={'choices': ('store', 'per_file')})
+    # store: palette indices read from the memmap store per batch; device: the whole store's indices held on the
+    # training device (the GPU when there is one), batches gathered there; per_file: one RGB file per sample
+    loader: str = field(default='store', metadata={'choices': ('store', 'device', 'per_file')})
     num_workers: int = field(default=0, metadata=_at_least(0))
     pin_memory: bool = False
     runs_dir: str = 'runs'
@@ -209,6 +212,9 @@ class TrainConfig:
     lr_floor: float = field(default=0.0, metadata={'min': 0, 'max': 1})
     # max global gradient norm (unscaled under AMP); 0: off
     grad_clip: float = field(default=0.0, metadata={'min': 0})
+    # torch.compile the model (PyTorch engine); off by default: on CPU it measured 1.03x eager for the cpu ViT
+    compile: bool = False
+    compile_mode: str = field(default='default', metadata={'choices': ('default', 'reduce-overhead', 'max-autotune')})
 
     def epoch_steps(self, full: int, replicas: int) -> int:
         """The training steps of an epoch on `replicas` devices whose whole split takes `full` steps: capped by
@@ -234,6 +240,12 @@ class TrainConfig:
         if self.framework == 'tensorflow' and self.task != 'classifier':
             raise ConfigError(f"train.task={self.task} with train.framework=tensorflow: the TensorFlow engine trains "
                               "the classifier only; use train.framework=pytorch for this task")
+        if self.framework == 'tensorflow' and self.compile:
+            raise ConfigError("config key 'train.compile' is a PyTorch-engine setting (TensorFlow compiles its step "
+                              "with tf.function already): use train.compile=false with train.framework=tensorflow")
+        if self.framework == 'tensorflow' and self.loader == 'device':
+            raise ConfigError("config key 'train.loader' (device) is a PyTorch-engine loader: use train.loader=store "
+                              "with train.framework=tensorflow")
         if self.framework == 'tensorflow' and (self.schedule != 'constant' or self.lr_warmup_steps or self.grad_clip):
             raise ConfigError(
                 "config keys 'train.schedule', 'train.lr_warmup_steps' and 'train.grad_clip' are PyTorch-engine"
@@ -317,6 +329,28 @@ class BaselinesConfig:
                               "order, e.g. baselines.arima_p=[0,1]")
 
 @dataclass
+class ClusterConfig:
+    """Where `seemore_reproduce --executor slurm` sends the grid's rows as jobs (submitit). Where a run runs does not
+    change what it computes, so this section is left out of run ids and of the resume check."""
+    partition: str = ''                # Slurm partition; '': the cluster's default
+    account: str = ''                  # Slurm account to charge; '': the user's default
+    time_limit: int = field(default=60, metadata=_at_least(1))       # minutes per job
+    # GPUs per node for a row's job; 0: the row's devices on a GPU grid (device_kind: gpu), none on a CPU grid
+    gpus_per_node: int = field(default=0, metadata=_at_least(0))
+    cpus_per_task: int = field(default=2, metadata=_at_least(1))     # cores per job
+    mem_gb: int = field(default=16, metadata=_at_least(1))           # memory per job
+    # a job the scheduler killed (time limit, preemption) is resubmitted this many times; it resumes its checkpoint
+    max_resubmits: int = field(default=2, metadata=_at_least(0))
+    logs: str = 'runs/jobs'            # submitit's job folders: scripts, stdout and stderr of each job
+
+    def validate(self, cfg):
+        for key in ('partition', 'account'):
+            value = getattr(self, key)
+            if value and not re.fullmatch(r'[A-Za-z0-9_.-]+', value):
+                raise ConfigError(f"config key 'cluster.{key}' ({value!r}) must be a plain Slurm name: letters, digits, "
+                                  "'_', '.', '-'")
+
+@dataclass
 class Config:
     "The whole configuration: one section per pipeline stage."
     profile: str = 'paper'
@@ -328,3 +362,4 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     vlm: VLMConfig = field(default_factory=VLMConfig)
     baselines: BaselinesConfig = field(default_factory=BaselinesConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
