@@ -45,9 +45,11 @@ a module imports only modules of lower numbers:
   - `report.vlm`: the VLM's figures
   - `report.baselines`: the baselines' run folder, tables, figures and stage
   - `report.results`: RESULTS.md
-  - `report.reproduce`: `seemore_reproduce`
   - `report.control`: the learnability control: accuracy against a planted signal's strength
+  - `report.cluster`: the grid on a cluster: each row a submitit job (`seemore_reproduce --executor slurm|local`)
+  - `report.reproduce`: `seemore_reproduce`
 - 7x `tools`
+  - `tools.gpu`: `seemore_bench gpu`, the GPU check of the `paper` profile
   - `tools.bench`: `seemore_bench`
   - `tools.docs`: the documentation site
 """

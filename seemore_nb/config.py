@@ -18,14 +18,15 @@ import yaml
 
 from .core import (SeemoreError, atomic_write, bf16_native, cpu_info, file_sha256, guarded, os_error_line,
                              project_root, read_yaml, resolve_path)
-from .schema import (FRACTION, INPUT_FORMS, POSITIVE, RUN_ID, TASKS, BaselinesConfig, ClusterConfig, Config,
-                               ConfigError, DataConfig, ModelConfig, SpectrogramConfig, StoreConfig, TrainConfig, VLMConfig,
-                               task_class)
+from .schema import (
+    FRACTION, INPUT_FORMS, POSITIVE, RUN_ID, TASKS, BaselinesConfig, ClusterConfig, Config, ConfigError, DataConfig,
+    ModelConfig, SpectrogramConfig, StoreConfig, TrainConfig, VLMConfig, task_class)
 
 # re-exported: modules import the basics and the schema from here
 _all_ = ['SeemoreError', 'atomic_write', 'bf16_native', 'cpu_info', 'file_sha256', 'guarded', 'os_error_line',
          'project_root', 'read_yaml', 'resolve_path',
-         'FRACTION', 'INPUT_FORMS', 'POSITIVE', 'RUN_ID', 'TASKS', 'BaselinesConfig', 'ClusterConfig', 'Config', 'ConfigError',
+         'FRACTION', 'INPUT_FORMS', 'POSITIVE', 'RUN_ID', 'TASKS', 'BaselinesConfig', 'ClusterConfig', 'Config',
+         'ConfigError',
          'DataConfig', 'ModelConfig', 'SpectrogramConfig', 'StoreConfig', 'TrainConfig', 'VLMConfig', 'task_class']
 
 

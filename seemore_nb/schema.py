@@ -347,8 +347,8 @@ class ClusterConfig:
         for key in ('partition', 'account'):
             value = getattr(self, key)
             if value and not re.fullmatch(r'[A-Za-z0-9_.-]+', value):
-                raise ConfigError(f"config key 'cluster.{key}' ({value!r}) must be a plain Slurm name: letters, digits, "
-                                  "'_', '.', '-'")
+                raise ConfigError(f"config key 'cluster.{key}' ({value!r}) must be a plain Slurm name: letters, "
+                                  "digits, '_', '.', '-'")
 
 @dataclass
 class Config:

@@ -15,10 +15,12 @@ import numpy as np
 import torch
 
 from ..config import atomic_write
+from .distributed import unwrap
 from .runs import RunError, prune_checkpoints
 
 # %% auto #0
-__all__ = ['CHECKPOINT_FORMAT', 'rng_state', 'set_rng_state', 'write_checkpoint', 'load_checkpoint', 'weights_digest']
+__all__ = ['CHECKPOINT_FORMAT', 'rng_state', 'set_rng_state', 'write_checkpoint', 'load_checkpoint', 'weights_digest',
+           'clean_weights', 'load_weights']
 
 # %% ../../nbs/22_engine.checkpoints.ipynb #5f6ac353
 def rng_state() -> dict:
@@ -76,9 +78,17 @@ def load_checkpoint(path) -> dict:
 
 # %% ../../nbs/22_engine.checkpoints.ipynb #6bacca81
 def weights_digest(model: torch.nn.Module) -> str:
-    "SHA-256 of the model's parameters and buffers, bit for bit."
+    "SHA-256 of the (unwrapped) model's parameters and buffers, bit for bit."
     import hashlib
     h = hashlib.sha256()
-    for name, t in sorted(model.state_dict().items()):
+    for name, t in sorted(unwrap(model).state_dict().items()):
         h.update(name.encode()); h.update(t.detach().cpu().reshape(-1).contiguous().view(torch.uint8).numpy().tobytes())
     return h.hexdigest()
+
+def clean_weights(weights: dict) -> dict:
+    "`weights` with every `_orig_mod` key segment (a `torch.compile` wrapper's) removed."
+    return {'.'.join(p for p in k.split('.') if p != '_orig_mod'): v for k, v in weights.items()}
+
+def load_weights(model: torch.nn.Module, weights: dict):
+    "Load a checkpoint's `weights` into the bare model under `model`'s wrappers, saved compiled or not."
+    unwrap(model).load_state_dict(clean_weights(weights))

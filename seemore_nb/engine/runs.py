@@ -87,8 +87,10 @@ class RunLock:
 
 # %% ../../nbs/20_engine.runs.ipynb #d1580554
 RESUMABLE_CHANGES = {'epochs', 'resume', 'max_restarts', 'runs_dir', 'num_workers', 'pin_memory', 'profile_steps',
-                     'checkpoint_every', 'keep_checkpoints', 'nodes', 'node_rank', 'rendezvous'}
-OTHER_STAGES = {'baselines', 'cluster'}      # config sections that training never reads: a run resumes whatever they hold
+                     'checkpoint_every', 'keep_checkpoints', 'nodes', 'node_rank', 'rendezvous',
+                     'compile', 'compile_mode'}
+# config sections that training never reads: a run resumes whatever they hold
+OTHER_STAGES = {'baselines', 'cluster'}
 
 def changed_keys(saved: dict, current: dict, prefix: str = '') -> list[str]:
     "Dotted keys whose values differ, except those a resumed run may change."

@@ -22,18 +22,18 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import Config, ConfigError, add_config_args, config_dict, config_from_args, task_class
-from .distributed import (DistEnv, EpochBatches, make_loader, all_gather_objects, all_reduce_sum,
-                                           barrier, broadcast_object, setup_distributed, teardown_distributed, unwrap,
-                                           wrap_model)
-from .checkpoints import load_checkpoint, rng_state, set_rng_state, weights_digest, write_checkpoint
+from .distributed import (Clock, DistEnv, EpochBatches, make_loader, all_gather_objects,
+                                           all_reduce_sum, compile_model, barrier, broadcast_object,
+                                           setup_distributed, teardown_distributed, unwrap, wrap_model)
+from .checkpoints import (load_checkpoint, load_weights, rng_state, set_rng_state, weights_digest,
+                                           write_checkpoint)
 from .schedule import clip_gradients, set_lr
 from ..core import die_with_parent
 from .runs import (GracefulStop, RunError, RunFolder, RunInterrupted, diverged_error, end_epoch,
                                     refuse_changed, newest_checkpoint, stopped_message)
 
-
 # %% auto #0
-__all__ = ['Task', 'ToyTask', 'task_for', 'seed_everything', 'Clock', 'Trainer', 'summary_writer', 'train', 'worker_main']
+__all__ = ['Task', 'ToyTask', 'task_for', 'seed_everything', 'Trainer', 'summary_writer', 'train', 'worker_main']
 
 # %% ../../nbs/24_engine.trainer.ipynb #82275e09
 class Task(Protocol):
@@ -78,13 +78,6 @@ def seed_everything(seed: int, deterministic: bool):
         os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', ':4096:8')
         torch.use_deterministic_algorithms(True)
 
-class Clock:
-    "Wall-clock reads that wait for the GPU first, so each phase is charged with its own work."
-    def __init__(self, device: torch.device): self.cuda = device.type == 'cuda'
-    def __call__(self) -> float:
-        if self.cuda: torch.cuda.synchronize()
-        return time.perf_counter()
-
 # %% ../../nbs/24_engine.trainer.ipynb #c85061a9
 class Trainer:
     "Train `task` under `cfg` on this process's share of the devices."
@@ -97,7 +90,8 @@ class Trainer:
         barrier(env)
         task.prepare(env)
         self.model = wrap_model(task.build_model(), env, t.strategy, t.devices)
-        self.opt = torch.optim.Adam(self.model.parameters(), lr=t.lr)
+        self.model = compile_model(self.model, t.compile, t.compile_mode)     # after wrapping, as DDP wants
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=t.lr, fused=True if env.device.type == 'cuda' else None)
         self.amp_dtype = {'off': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}[t.amp]
         self.scaler = torch.amp.GradScaler(env.device.type, enabled=t.amp == 'fp16')
         self.train_ds, self.val_ds = task.dataset('train'), task.dataset('val')
@@ -165,29 +159,30 @@ def train_epoch(self: Trainer, epoch: int) -> dict:
     )
     batches = iter(loader)
     while self.step < total:
-        t0 = clock()
+        t0 = clock.host()
         batch = next(batches)
-        t1 = clock()
+        wait, marks = clock.host() - t0, [clock.mark()]
         batch = self.task.to_device(batch, env.device)
-        t2 = clock()
+        marks.append(clock.mark())
         with self.autocast(): loss, sums = self.task.forward(self.model, batch)
-        t3 = clock()
+        marks.append(clock.mark())
         self.scaler.scale(loss).backward()
-        t4 = clock()
+        marks.append(clock.mark())
         clip_gradients(self.model, self.opt, self.scaler, t.grad_clip)
         set_lr(self.opt, t, self.global_step, self.total_steps)
         self.scaler.step(self.opt); self.scaler.update(); self.opt.zero_grad(set_to_none=True)
-        t5 = clock()
+        marks.append(clock.mark())
         _add(self.epoch_sums, sums)
         step_loss = loss.item()
-        self.timing.append((t.run_id, env.rank, env.world_size, epoch, self.step, self.global_step, 'train',
-                            int(sums['count']), t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4, t5 - t0, step_loss))
+        clock.add(self.timing, (t.run_id, env.rank, env.world_size, epoch, self.step, self.global_step, 'train',
+                                int(sums['count'])), wait, marks, step_loss)
         self.step += 1; self.global_step += 1
         self._profile_step()
         bar.set_postfix(loss=f'{step_loss:.4f}', refresh=False); bar.update()
         if self.stop_requested(step_loss): bar.close(); self.interrupt()
         if t.checkpoint_every and self.global_step % t.checkpoint_every == 0 and self.step < total: self.save()
     bar.close()
+    clock.resolve()
     return _means(self.epoch_sums, env, env.device)
 
 # %% ../../nbs/24_engine.trainer.ipynb #77d326aa
@@ -201,18 +196,19 @@ def evaluate(self: Trainer, epoch: int) -> dict:
     sums, step = {}, 0
     batches = iter(make_loader(self.val_ds, self.val_batches, self.cfg.train.num_workers, self.cfg.train.pin_memory))
     while True:
-        t0 = clock()
+        t0 = clock.host()
         try: batch = next(batches)
         except StopIteration: break
-        t1 = clock()
+        wait, marks = clock.host() - t0, [clock.mark()]
         batch = self.task.to_device(batch, env.device)
-        t2 = clock()
+        marks.append(clock.mark())
         with self.autocast(): _, s = self.task.forward(self.model, batch)
-        t3 = clock()
+        marks.append(clock.mark())
         _add(sums, s)
-        self.timing.append((self.cfg.train.run_id, env.rank, env.world_size, epoch, step, self.global_step, 'val',
-                            int(s['count']), t1 - t0, t2 - t1, t3 - t2, 0.0, 0.0, t3 - t0, float('nan')))
+        clock.add(self.timing, (self.cfg.train.run_id, env.rank, env.world_size, epoch, step, self.global_step, 'val',
+                                int(s['count'])), wait, marks, float('nan'))
         step += 1
+    clock.resolve()
     self.model.train()
     return _means(sums, env, env.device)
 
@@ -231,6 +227,7 @@ def save(self: Trainer, best: bool = False):
     "Checkpoint (all ranks take part; rank 0 writes), and each rank's timing rows so far; finite weights only."
     if not all(torch.isfinite(p).all() for p in unwrap(self.model).parameters()):
         raise diverged_error(self.cfg, self.epoch + 1, self.step, 'a weight')
+    self.clock.resolve()                                       # every row complete before it is written
     state = _state(self)
     self.run.write_timing_part(self.env.rank, self.timing)
     if self.env.is_main: write_checkpoint(self.ckpt_dir, state, self.global_step, best, self.cfg.train.keep_checkpoints)
@@ -254,7 +251,7 @@ def _resume(self: Trainer) -> bool:
     state = self._newest()
     if state is None: return False
     refuse_changed(state['config'], self.cfg, self.dir)
-    unwrap(self.model).load_state_dict(state['model'])
+    load_weights(self.model, state['model'])
     self.opt.load_state_dict(state['optimizer']); self.scaler.load_state_dict(state['scaler'])
     for key in ('epoch', 'step', 'global_step', 'epoch_sums', 'epoch_start', 'history', 'best_val'):
         setattr(self, key, state[key])
@@ -283,14 +280,13 @@ def _profile_step(self: Trainer):
         self._profiler.export_chrome_trace(str(out))
         self._profiler = None
 
-
 # %% ../../nbs/24_engine.trainer.ipynb #46f2ba62
 @patch
 def _final_evaluation(self: Trainer) -> dict | None:
     "The task's `final_evaluation` on the best weights (every rank), when the task has one."
     if not hasattr(self.task, 'final_evaluation'): return None
     best = self.ckpt_dir/'best.pt'
-    if best.exists(): unwrap(self.model).load_state_dict(load_checkpoint(best)['model'])
+    if best.exists(): load_weights(self.model, load_checkpoint(best)['model'])
     self.model.eval()
     with torch.no_grad(), self.autocast(): return self.task.final_evaluation(unwrap(self.model), self.dir, self.env)
 
@@ -311,8 +307,13 @@ def _finish(self: Trainer):
     barrier(self.env)
 
 def summary_writer(folder: Path, purge_step=None):
-    "A TensorBoard writer that uses TensorBoard's own TF stub: importing TensorFlow would cost seconds per run."
-    import types
+    """A TensorBoard writer that uses TensorBoard's own TF stub (importing TensorFlow would cost seconds per run); None,
+    with one warning, where TensorBoard is not installed (metrics.csv holds the same scalars)."""
+    import types, warnings
+    try: import tensorboard  # noqa: F401
+    except ImportError:
+        warnings.warn('TensorBoard is not installed: this run writes no tensorboard/ logs (metrics.csv has them)')
+        return None
     sys.modules.setdefault('tensorboard.compat.notf', types.ModuleType('tensorboard.compat.notf'))
     from torch.utils.tensorboard import SummaryWriter
     return SummaryWriter(folder, purge_step=purge_step)
@@ -338,7 +339,6 @@ def fit(self: Trainer) -> Path:
     if writer: writer.close()
     self._finish()
     return self.dir
-
 
 # %% ../../nbs/24_engine.trainer.ipynb #a91c535f
 def train(cfg: Config, task: Task | None = None, started: bool = False) -> Path:

@@ -184,16 +184,18 @@ def _stage_done(cell: GridRow, profile: str, overrides) -> bool:
     done = getattr(stage_module(cell.needs), 'stage_done', None)
     return bool(done and done(load_config(profile if cell.profile == '-' else cell.profile, overrides)))
 
-def grid_plan(profile: str, overrides=(), grid=None, only=None, stages: bool = True) -> pd.DataFrame:
+def grid_plan(
+    profile: str, overrides=(), grid=None, only=None, stages: bool = True, gpus: int | None = None
+) -> pd.DataFrame:
     """One row per run of a cell, in the order they run (round 1 of every cell, then round 2 of the repeated ones, …):
     the table's columns, `repeat` (1-based), `repeats`, `label` (the name, with `[<k>/<n>]` when repeated), `variant`,
     `run_id`, `folder`, `source` (the data source), `status` and the template's parameters (`stages=False`: a stage is
-    'todo' without asking it)."""
+    'todo' without asking it; `gpus`: the GPUs a row may use on a GPU grid, None: this machine's)."""
     from seemore_nb.config import resolve_path
     path = grid or grid_path(profile)
     meta, cells = load_grid(path)
     if only: cells = [c for c in cells if any(fnmatch.fnmatch(c.name, p) for p in only.split(','))]
-    gpus = gpu_count() if meta.get('device_kind') == 'gpu' else None
+    if meta.get('device_kind') == 'gpu' and gpus is None: gpus = gpu_count()
     repeats = grid_repeats(meta, path)
     rounds = [(cell, k) for k in range(1, max(repeats.values()) + 1) for cell in cells if k <= repeats[cell.kind]]
     rows = []

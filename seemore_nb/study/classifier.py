@@ -20,9 +20,10 @@ __all__ = ['ClassifierTask']
 # %% ../../nbs/32_study.classifier.ipynb #157849a6
 class ClassifierTask:
     "The ViT on the spectrogram store: cross-entropy loss, accuracy."
-    def __init__(self, cfg: Config): self.cfg, self._store = cfg, None
+    def __init__(self, cfg: Config): self.cfg, self._store, self._device = cfg, None, None
 
     def prepare(self, env: DistEnv):
+        self._device = env.device                                   # where train.loader=device holds the store
         if env.is_main: build_store(self.cfg, progress=True)
         barrier(env)
 
@@ -32,9 +33,10 @@ class ClassifierTask:
         # prepare() checked it
         if self._store is None: self._store = open_store(store_dir(self.cfg), self.cfg, verify=False)
         # train.loader and model.input pick the dataset and its form
-        return split_dataset(self._store, split, self.cfg)
+        return split_dataset(self._store, split, self.cfg, self._device)
 
     def to_device(self, batch, device):
+        "Asynchronous copies (from pinned memory with train.pin_memory); device-loader batches are already there."
         x, y = batch
         return x.to(device, non_blocking=True), y.to(device, non_blocking=True)
 

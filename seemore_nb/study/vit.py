@@ -14,7 +14,8 @@ from ..data.palette import JET_OFFSET, palette_table
 from ..data.spectrogram import strip_rows
 
 # %% auto #0
-__all__ = ['Attention', 'Block', 'ViT', 'vit_from_config', 'parameter_count', 'vit_flops', 'summary_text', 'summary']
+__all__ = ['Attention', 'Block', 'ViT', 'vit_from_config', 'parameter_count', 'vit_flops', 'summary_text', 'summary',
+           'training_flops']
 
 # %% ../../nbs/30_study.vit.ipynb #58b6adc5
 class Attention(nn.Module):
@@ -135,3 +136,14 @@ def summary(model: ViT, cfg: Config) -> str:
              'norm + head': nn.ModuleList([model.norm, model.head])}
     return summary_text('ViT', cfg, {name: parameter_count(mod) for name, mod in parts.items()}, parameter_count(model),
                         model.cls.numel() + model.pos.numel())
+
+# %% ../../nbs/30_study.vit.ipynb #71a134e8
+def training_flops(cfg: Config, batch: int = 4) -> float:
+    "FLOPs of one training sample of `cfg`'s ViT: one forward + backward counted by `FlopCounterMode` on `meta`."
+    from torch.utils.flop_counter import FlopCounterMode
+    with torch.device('meta'): model = vit_from_config(cfg)
+    shape = (batch, model.input_channels, model.image_size, model.image_size)
+    x = torch.zeros(shape, dtype=torch.uint8 if model.input == 'palette' else torch.float32, device='meta')
+    with FlopCounterMode(display=False) as counter:
+        F.cross_entropy(model(x).float(), torch.zeros(batch, dtype=torch.long, device='meta')).backward()
+    return counter.get_total_flops() / batch
