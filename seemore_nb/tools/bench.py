@@ -16,11 +16,12 @@ import time
 import numpy as np
 
 from ..config import SeemoreError
+from .gpu import alternate, bare_loop, engine_epoch
 
 # %% auto #0
 __all__ = ['TF_CELLS', 'benchmark_loader', 'format_loader_line', 'RGBArrays', 'benchmark_train', 'benchmark_ddp',
-           'format_train_line', 'engine_epoch', 'alternate', 'peak_tflops', 'benchmark_amp', 'fresh_run',
-           'benchmark_tf', 'grid_ratio', 'benchmark_tf_overhead', 'format_tf_line', 'bench_config', 'main']
+           'format_train_line', 'peak_tflops', 'benchmark_amp', 'fresh_run', 'benchmark_tf', 'grid_ratio',
+           'benchmark_tf_overhead', 'format_tf_line', 'bench_config', 'main']
 
 # %% ../../nbs/71_tools.bench.ipynb #58c57b7c
 def _samples_per_second(new_loader, repeats: int) -> float:
@@ -52,18 +53,6 @@ def format_loader_line(r: dict) -> str:
     return f"loader: store {r['store']:.0f}/s, per-file {r['per_file']:.0f}/s, ratio {r['ratio']:.1f}x"
 
 # %% ../../nbs/71_tools.bench.ipynb #4b2eaf58
-def _bare_loop(model, opt, loader, device, steps: int) -> float:
-    "Samples/s of the plainest loop: to device, forward, loss, backward, step."
-    import torch.nn.functional as F
-    start, n = time.perf_counter(), 0
-    for k, (x, y) in enumerate(loader):
-        if k == steps: break
-        x, y = x.to(device), y.to(device)
-        loss = F.cross_entropy(model(x).float(), y)
-        loss.backward(); opt.step(); opt.zero_grad(set_to_none=True)
-        n += len(y)
-    return n / (time.perf_counter() - start)
-
 class RGBArrays:
     """The RGB store's layout, rebuilt in memory from a palette store: stock (N, 6, H, W), context (D, 6, H, W) uint8,
     read as it was."""
@@ -105,7 +94,7 @@ def benchmark_train(cfg, steps: int = 30, repeats: int = 6) -> dict:
                                seed=cfg.train.seed)
         def bare(epoch):
             batches.set_epoch(epoch)
-            return _bare_loop(model, opt, make_loader(trainers['palette'].train_ds, batches), torch.device('cpu'),
+            return bare_loop(model, opt, make_loader(trainers['palette'].train_ds, batches), torch.device('cpu'),
                               steps)
         out = alternate({'engine': engine_epoch(trainers['palette']), 'engine_rgb': engine_epoch(trainers['rgb']),
                          'bare': bare}, repeats)
@@ -131,24 +120,7 @@ def format_train_line(r: dict) -> str:
         f" {100 * r['overhead']:.1f}%"
     )
 
-def engine_epoch(trainer):
-    "`run(epoch)`: samples/s of one whole `train_epoch` of `trainer`, either engine's, from its first step."
-    def run(epoch):
-        trainer.step, trainer.epoch_sums = 0, {}
-        start = time.perf_counter()
-        stats = trainer.train_epoch(epoch)
-        return stats['count'] / (time.perf_counter() - start)
-    return run
 
-def alternate(runs: dict, repeats: int) -> dict:
-    """The median samples/s of each of `runs` ({name: run(epoch) -> samples/s}): each warmed up once (for TensorFlow,
-    its tracing), then `repeats` rounds with the order rotated every round, so that no run always goes first."""
-    for run in runs.values(): run(0)
-    rates, names = {name: [] for name in runs}, list(runs)
-    for epoch in range(1, repeats + 1):
-        k = epoch % len(names)
-        for name in names[k:] + names[:k]: rates[name].append(runs[name](epoch))
-    return {name: float(np.median(v)) for name, v in rates.items()}
 
 # %% ../../nbs/71_tools.bench.ipynb #02dab7bb
 def peak_tflops(device) -> float | None:

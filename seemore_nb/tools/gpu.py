@@ -15,7 +15,8 @@ import numpy as np
 
 # %% auto #0
 __all__ = ['PEAKS', 'AMP', 'BATCHES', 'PHASES', 'device_peak', 'train_rate', 'sweep', 'mfu', 'train_line', 'loader_rates',
-           'loader_line', 'engine_against_bare', 'timing_cost', 'run_gpu', 'main']
+           'loader_line', 'engine_epoch', 'bare_loop', 'alternate', 'engine_against_bare', 'timing_cost', 'run_gpu',
+           'main']
 
 # %% ../../nbs/70_tools.gpu.ipynb #ed80fb6d
 PEAKS = (  # (words in the device name, label, dense TF32, dense bf16/fp16 TFLOP/s)
@@ -150,11 +151,41 @@ def loader_line(name: str, rate: float, train: float, train_label: str) -> str:
 # %% ../../nbs/70_tools.gpu.ipynb #bfdd4287
 PHASES = ('data_wait', 'to_device', 'forward', 'backward', 'optimizer')
 
-def engine_against_bare(cfg, device, steps: int = 40) -> dict:
+def engine_epoch(trainer):
+    "`run(epoch)`: samples/s of one whole `train_epoch` of `trainer`, either engine's, from its first step."
+    def run(epoch):
+        trainer.step, trainer.epoch_sums = 0, {}
+        start = time.perf_counter()
+        stats = trainer.train_epoch(epoch)
+        return stats['count'] / (time.perf_counter() - start)
+    return run
+
+def bare_loop(model, opt, loader, device, steps: int) -> float:
+    "Samples/s of the plainest loop: to device, forward, loss, backward, step; the device waited for at both ends."
+    import torch.nn.functional as F
+    _sync(device); start, n = time.perf_counter(), 0
+    for k, (x, y) in enumerate(loader):
+        if k == steps: break
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        F.cross_entropy(model(x).float(), y).backward(); opt.step(); opt.zero_grad(set_to_none=True)
+        n += len(y)
+    _sync(device)
+    return n / (time.perf_counter() - start)
+
+def alternate(runs: dict, repeats: int) -> dict:
+    """The median samples/s of each of `runs` ({name: run(epoch) -> samples/s}): each warmed up once (for TensorFlow,
+    its tracing), then `repeats` rounds with the order rotated every round, so that no run always goes first."""
+    for run in runs.values(): run(0)
+    rates, names = {name: [] for name in runs}, list(runs)
+    for epoch in range(1, repeats + 1):
+        k = epoch % len(names)
+        for name in names[k:] + names[:k]: rates[name].append(runs[name](epoch))
+    return {name: float(np.median(v)) for name, v in rates.items()}
+
+def engine_against_bare(cfg, device, steps: int = 40, repeats: int = 2) -> dict:
     "Samples/s of the engine's training epoch and of a bare loop over the same batches, and the engine's phases (ms)."
     import pandas as pd
     import torch
-    import torch.nn.functional as F
     from seemore_nb.config import with_overrides
     from seemore_nb.engine.distributed import DistEnv, make_loader
     from seemore_nb.engine.runs import TIMING_COLUMNS
@@ -162,31 +193,19 @@ def engine_against_bare(cfg, device, steps: int = 40) -> dict:
     from seemore_nb.study.vit import vit_from_config
     with tempfile.TemporaryDirectory() as runs:
         cfg = with_overrides(cfg, [f'train.runs_dir={runs}', 'train.run_id=gpu-check', 'train.resume=off',
-                                   f'train.steps_per_epoch={steps}', 'train.epochs=2'])
+                                   f'train.steps_per_epoch={steps}', f'train.epochs={repeats + 1}'])
         trainer = Trainer(cfg, task_for(cfg), DistEnv(device=device))
-        rates = []
-        for epoch in (0, 1):
-            trainer.step, trainer.epoch_sums = 0, {}
-            start = time.perf_counter()
-            count = trainer.train_epoch(epoch)['count']
-            rates.append(count / (time.perf_counter() - start))
-        rows = pd.DataFrame(trainer.timing, columns=TIMING_COLUMNS)
-        phases = (rows[(rows.phase == 'train') & (rows.epoch == 1)][list(PHASES)].mean() * 1000).to_dict()
         model = vit_from_config(cfg).to(device)
-        opt = torch.optim.Adam(model.parameters(), lr=cfg.train.lr, fused=device.type == 'cuda')
+        opt = torch.optim.Adam(model.parameters(), lr=cfg.train.lr, fused=True if device.type == 'cuda' else None)
         def bare(epoch):
             trainer.train_batches.set_epoch(epoch)
             loader = make_loader(trainer.train_ds, trainer.train_batches, cfg.train.num_workers, cfg.train.pin_memory)
-            _sync(device); start, n = time.perf_counter(), 0
-            for k, (x, y) in zip(range(steps), loader):
-                x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-                F.cross_entropy(model(x).float(), y).backward(); opt.step(); opt.zero_grad(set_to_none=True)
-                n += len(y)
-            _sync(device)
-            return n / (time.perf_counter() - start)
-        bare_rate = [bare(e) for e in (0, 1)][-1]
+            return bare_loop(model, opt, loader, device, steps)
+        out = alternate({'engine': engine_epoch(trainer), 'bare': bare}, repeats)
+        rows = pd.DataFrame(trainer.timing, columns=TIMING_COLUMNS)
+        phases = (rows[(rows.phase == 'train') & (rows.epoch >= 1)][list(PHASES)].mean() * 1000).to_dict()
     torch.use_deterministic_algorithms(False)                  # the trainer's seeding turned it on for this process
-    return dict(engine=rates[-1], bare=bare_rate, overhead=bare_rate / rates[-1] - 1, phases=phases)
+    return out | dict(overhead=out['bare'] / out['engine'] - 1, phases=phases)
 
 # %% ../../nbs/70_tools.gpu.ipynb #b52a68b8
 def timing_cost(cfg, device, batch: int = 64, steps: int = 30, rounds: int = 3) -> dict:
