@@ -157,6 +157,9 @@ class ModelConfig:
         if self.input == 'palette' and self.channels % 3:
             raise ConfigError(f"config key 'model.channels' ({self.channels}) must be 3 per series (RGB) for "
                               "model.input=palette")
+        if cfg.train.loader == 'device' and self.input != 'palette':
+            raise ConfigError(f"config key 'model.input' ({self.input}) must be palette when train.loader=device (the "
+                              "device loader holds the store's palette indices): add model.input=palette")
         if cfg.train.loader == 'per_file' and self.input != 'rgb':
             raise ConfigError("config key 'model.input' must be rgb when train.loader=per_file (the per-file loader "
                               "reads RGB files): add model.input=rgb")

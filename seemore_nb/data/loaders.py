@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..config import INPUT_FORMS, Config, ConfigError
+from ..config import INPUT_FORMS, Config
 from .store import STORE_CHUNK, Store
 
 # %% auto #0
@@ -101,9 +101,6 @@ def split_dataset(store: Store, split: str, cfg: Config, device: torch.device | 
     where the device loader holds the store (the training device)."""
     # RGB: the config's check asks model.input=rgb
     if cfg.train.loader == 'per_file': return PerFileDataset(store, split)
-    if cfg.train.loader == 'device':
-        if cfg.model.input != 'palette':
-            raise ConfigError(f"config key 'model.input' ({cfg.model.input}) must be palette when train.loader=device "
-                              "(the device loader holds palette indices): add model.input=palette")
-        return DeviceDataset(store, split, device or torch.device('cpu'))
+    # palette only: the config's check asks model.input=palette
+    if cfg.train.loader == 'device': return DeviceDataset(store, split, device or torch.device('cpu'))
     return StoreDataset(store, split, cfg.model.input)
