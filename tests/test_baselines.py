@@ -96,3 +96,49 @@ def test_figure_templates_draw_the_baselines_and_the_backtest(with_vit, tmp_path
     for name in ('70_baselines.ipynb', '71_backtest.ipynb'): run_notebook(ROOT/'nbs'/'paper'/name, tmp_path/name, params)
     for figure in ('baselines.png', 'backtest.png'): assert (tmp_path/figure).stat().st_size > 10_000
     assert '| vit |' in (tmp_path/'baselines.md').read_text()
+
+
+def test_long_short_spread_is_positive_for_a_score_that_is_the_future_return_and_negative_for_its_negation():
+    from seemore_nb.study.evaluation import long_short
+    rng = np.random.default_rng(0)
+    returns = pd.DataFrame(rng.normal(0, .01, (120, 4)), columns=list('ABCD'))
+    signals = pd.DataFrame([(t, p) for p in range(20, 80) for t in 'ABCD'], columns=['ticker', 'end_pos'])
+    future = np.array([returns[t].iloc[p + 1:p + 21].sum() for t, p in zip(signals.ticker, signals.end_pos)])
+    best = long_short(signals.assign(score=future), returns, 20, 2)
+    worst = long_short(signals.assign(score=-future), returns, 20, 2)
+    assert best.mean() > .002 and (best[best != 0] > 0).mean() > .6      # each tranche gains over its 20 days
+    assert np.allclose(worst, -best)
+
+
+def test_results_hold_the_momentum_baseline_and_every_scored_models_long_short_spread(with_vit):
+    from seemore_nb.report.baselines import baselines_markdown, load_results
+    cfg = load_config('smoke', overrides(with_vit[0]))
+    res = load_results(cfg, vit=with_vit[1])
+    spreads = {c for c in res.daily if c.endswith('_long_short')}
+    assert spreads == {'vit_long_short', 'logistic_long_short', 'arima_long_short', 'multi_output_long_short',
+                       'momentum_long_short'}                                   # the majority class ranks nothing
+    assert spreads <= set(res.performance.strategy) and set(res.complete['momentum_auc']) == {'train', 'val', 'test'}
+    table = baselines_markdown(res, cfg)
+    assert '| momentum |' in table and 'long-short Sharpe' in table
+
+
+def test_auc_check_template_finds_the_labels_right_and_writes_its_table(with_vit, tmp_path):
+    from seemore_nb.report.reproduce import run_notebook
+    params = dict(profile='smoke', overrides=overrides(with_vit[0]), figures_dir=str(tmp_path), seed_runs=['ddp'])
+    run_notebook(ROOT/'nbs'/'paper'/'73_auc_check.ipynb', tmp_path/'73.ipynb', params)
+    text = (tmp_path/'auc_check.md').read_text()
+    assert '\n0 of ' in text and '| ddp |' in text and (tmp_path/'auc_check.png').stat().st_size > 10_000
+    params['seed_runs'] = ['no-such-run']                                       # no runs: says so, writes nothing
+    run_notebook(ROOT/'nbs'/'paper'/'73_auc_check.ipynb', tmp_path/'73-none.ipynb',
+                 params | {'figures_dir': str(tmp_path/'none')})
+    assert not (tmp_path/'none'/'auc_check.md').exists()
+
+
+def test_horizons_grid_has_one_learning_cell_per_label_horizon():
+    from seemore_nb.config import PROFILES_DIR
+    from seemore_nb.report.grid import grid_plan
+    plan = grid_plan('cpu', grid=PROFILES_DIR/'grids'/'horizons.yaml', stages=False)
+    cfg = load_config('cpu')
+    assert list(plan.name) == [f'horizon-{h}' for h in cfg.data.horizons] and (plan.kind == 'learning').all()
+    assert plan.run_id.is_unique and all(f'data.label_horizon={h}' in r.params['overrides']
+                                         for h, r in zip(cfg.data.horizons, plan.itertuples()))

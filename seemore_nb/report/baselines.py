@@ -19,17 +19,17 @@ import pandas as pd
 
 from ..config import (Config, module_path, add_config_args, atomic_write, config_dict,
                                config_from_args, guarded, resolve_path, save_config)
-from ..study.evaluation import backtest, classification_metrics, daily_returns, performance, with_intervals
+from ..study.evaluation import (backtest, classification_metrics, daily_returns, long_short, performance,
+                                         with_intervals)
 from ..data.prices import load_study_prices
 from ..data.windows import make_windows
 from ..study.baselines import BaselineError, fit_baselines
 
-
 # %% auto #0
-__all__ = ['BASELINE_MODULES', 'baselines_key', 'baselines_dir', 'metrics_table', 'backtest_table', 'build_baselines',
-           'BaselineResults', 'vit_predictions_path', 'load_results', 'metric_cell', 'baselines_markdown',
-           'plot_baselines', 'plot_backtest', 'predict_finished_run', 'stage_done', 'results_section',
-           'reproduce_stage', 'main']
+__all__ = ['BASELINE_MODULES', 'LONG_SHORT_K', 'baselines_key', 'baselines_dir', 'metrics_table', 'spreads', 'performance_table',
+           'backtest_table', 'build_baselines', 'BaselineResults', 'vit_predictions_path', 'load_results',
+           'metric_cell', 'auc_note', 'baselines_markdown', 'plot_baselines', 'plot_backtest', 'predict_finished_run',
+           'stage_done', 'results_section', 'reproduce_stage', 'main']
 
 # %% ../../nbs/64_report.baselines.ipynb #960c97f2
 BASELINE_MODULES = ('data.sources', 'data.prices', 'data.windows', 'study.evaluation', 'study.baselines',
@@ -56,23 +56,29 @@ def metrics_table(test: pd.DataFrame, b) -> pd.DataFrame:
                      **{f'{k}{end}': v[i] for k, v in res.items() for i, end in enumerate(('', '_low', '_high'))}})
     return pd.DataFrame(rows)
 
+LONG_SHORT_K = 2    # tickers in each leg of the long-short spread (of the four: the top two against the bottom two)
+
+def spreads(test: pd.DataFrame, returns: pd.DataFrame, horizon: int) -> dict:
+    "The long-short spread (`long_short`) of each model of `test` that has a score, named `<model>_long_short`."
+    return {f'{m}_long_short': long_short(g, returns, horizon, LONG_SHORT_K)
+            for m, g in test.groupby('model', sort=False) if g['score'].notna().any()}
+
+def performance_table(daily: pd.DataFrame, b) -> pd.DataFrame:
+    "One row per strategy (column of `daily` but its date): `performance` with intervals."
+    return pd.DataFrame([{'strategy': m, **{f'{k}{end}': v[i] for k, v in
+                                            performance(daily[m], b.block_length, b.bootstrap_samples, b.confidence,
+                                                        b.seed).items() for i, end in enumerate(('', '_low', '_high'))}}
+                         for m in daily.columns if m != 'date'])
+
 def backtest_table(test: pd.DataFrame, returns: pd.DataFrame, cfg: Config) -> tuple[pd.DataFrame, pd.DataFrame]:
-    "Daily returns of each model's strategy and of buy-and-hold (gross of costs), and their performance with intervals."
+    """Daily returns (gross of costs) of each model's strategy, of buy-and-hold and of each scored model's long-short
+    spread, and their performance with intervals."""
     b, h = cfg.baselines, cfg.data.label_horizon
     daily = {m: backtest(g.assign(up=g['pred']), returns, h, b.down) for m, g in test.groupby('model', sort=False)}
     first = test[test['model'] == test['model'].iloc[0]]
     daily['buy_and_hold'] = backtest(first.assign(up=1), returns, h, b.down)
-    daily = pd.DataFrame(daily)
-    perf = pd.DataFrame(
-        [{
-             'strategy': m,
-             **{f'{k}{end}': v[i]
-                for k, v in performance(daily[m], b.block_length, b.bootstrap_samples, b.confidence, b.seed).items()
-                for i, end in enumerate(('', '_low', '_high'))},
-         }
-         for m in daily]
-    )
-    return daily.assign(date=returns['date'].reindex(daily.index).to_numpy()), perf
+    daily = pd.DataFrame(daily | spreads(test, returns, h))
+    return daily.assign(date=returns['date'].reindex(daily.index).to_numpy()), performance_table(daily, b)
 
 def build_baselines(cfg: Config, rebuild: bool = False) -> Path:
     "The baselines run folder of `cfg`'s data and split: fitted and written once, then reused."
@@ -135,18 +141,16 @@ def _with_vit(res: BaselineResults, path: Path, cfg: Config) -> BaselineResults:
                             '' f'configs; retrain the classifier or rebuild the baselines with the same config')
     vit = vit.assign(model='vit', end_pos=base.loc[vit['window_id'], 'end_pos'].to_numpy(), split='test',
                      pred=(vit['prob_up'] > 0.5).astype(np.int8), score=vit['prob_up'])
-    b = cfg.baselines
+    b, h = cfg.baselines, cfg.data.label_horizon
     returns = pd.read_parquet(res.folder/'returns.parquet')
     daily = res.daily.copy()
-    daily.insert(0, 'vit',
-                 backtest(vit.assign(up=vit['pred']), returns, cfg.data.label_horizon, b.down).reindex(daily.index))
-    perf = performance(daily['vit'], b.block_length, b.bootstrap_samples, b.confidence, b.seed)
-    perf = pd.DataFrame([{'strategy': 'vit', **{f'{k}{end}': v[i] for k, v in perf.items() for i,
-                                                end in enumerate(('', '_low', '_high'))}}])
+    daily.insert(0, 'vit', backtest(vit.assign(up=vit['pred']), returns, h, b.down).reindex(daily.index))
+    daily['vit_long_short'] = long_short(vit, returns, h, LONG_SHORT_K).reindex(daily.index)
     return BaselineResults(res.folder, res.complete,
                            pd.concat([vit[res.predictions.columns], res.predictions], ignore_index=True),
                            pd.concat([metrics_table(vit, b), res.metrics], ignore_index=True), daily,
-                           pd.concat([perf, res.performance], ignore_index=True))
+                           pd.concat([performance_table(daily[['vit', 'vit_long_short']], b), res.performance],
+                                     ignore_index=True))
 
 def load_results(cfg: Config, vit: Path | None = None) -> BaselineResults:
     """The baselines of `cfg` (built by `build_baselines`), with the ViT when its test predictions exist (`vit`: their
@@ -167,18 +171,38 @@ def metric_cell(row, key: str) -> str:
     v = row.get(key, np.nan)
     return '–' if pd.isna(v) else f'{v:.3f} [{row[f"{key}_low"]:.3f}, {row[f"{key}_high"]:.3f}]'
 
+def auc_note(res: BaselineResults) -> str:
+    """A note for the models whose AUC interval lies wholly under 0.5: the 20-day momentum's AUC on each split (from
+    the fit) and the rank correlation of the model's score with momentum on the test windows; empty when none."""
+    low = res.metrics[res.metrics['auc_high'] < 0.5]
+    mom = res.complete.get('momentum_auc', {})
+    if low.empty or not mom: return ''
+    scores = res.predictions.pivot(index='window_id', columns='model', values='score')
+    way = lambda a: f"{'continued' if a > 0.5 else 'reversed'} (AUC {a:.3f})"
+    rho = lambda m: scores[m].corr(scores['momentum'], method='spearman') if 'momentum' in scores else np.nan
+    return (
+        '\n\n**AUC under 0.5** for ' + ', '.join(f"{m} ({metric_cell(r, 'auc')}, Spearman correlation with momentum "
+                                              f"{rho(m):+.2f})" for m, r in zip(low['model'], low.to_dict('records')))
+        + ': the score ranks the test split\'s down windows above its up ones. The 20-day trend (score: the window\'s '
+        f"last 20-day return) {way(mom['train'])} on the training windows, {way(mom['val'])} on the validation windows "
+        f"and {way(mom['test'])} on the test windows. The labels, the score's orientation and other seeds are checked "
+        'in `figures/auc_check.md` (`nbs/paper/73_auc_check.ipynb`).\n'
+    )
+
 def baselines_markdown(res: BaselineResults, cfg: Config) -> str:
-    "The comparison as a markdown table, with what the intervals and the backtest are."
+    "The comparison as a markdown table, with what the intervals, the backtest and the long-short spread are."
     b, perf = cfg.baselines, res.performance.set_index('strategy')
-    lines = ['| model | accuracy | balanced accuracy | AUC | log loss | annual return | Sharpe |',
-             '|---|---|---|---|---|---|---|']
+    cell = lambda name, key: metric_cell(perf.loc[name], key) if name in perf.index else '–'
+    lines = ['| model | accuracy | balanced accuracy | AUC | log loss | annual return | Sharpe '
+             '| long-short mean return | long-short Sharpe |', '|---|---|---|---|---|---|---|---|---|']
     for _, row in res.metrics.iterrows():
-        p = perf.loc[row['model']]
-        lines.append(f"| {row['model']} | "
+        m, ls = row['model'], f"{row['model']}_long_short"
+        lines.append(f"| {m} | "
                      + ' | '.join(metric_cell(row, k) for k in ('accuracy', 'balanced_accuracy', 'auc', 'log_loss'))
-                     + f" | {metric_cell(p, 'annual_return')} | {metric_cell(p, 'sharpe')} |")
-    p = perf.loc['buy_and_hold']
-    lines.append(f"| buy and hold | – | – | – | – | {metric_cell(p, 'annual_return')} | {metric_cell(p, 'sharpe')} |")
+                     + f" | {cell(m, 'annual_return')} | {cell(m, 'sharpe')} | {cell(ls, 'mean_return')}"
+                     f" | {cell(ls, 'sharpe')} |")
+    lines.append(f"| buy and hold | – | – | – | – | {cell('buy_and_hold', 'annual_return')} | "
+                 f"{cell('buy_and_hold', 'sharpe')} | – | – |")
     m = res.metrics.iloc[0]
     up = res.predictions.loc[res.predictions['model'] == m['model'], 'label'].mean()
     return (
@@ -186,7 +210,11 @@ def baselines_markdown(res: BaselineResults, cfg: Config) -> str:
         + f"\n\nTest split: {int(m['windows'])} windows on {int(m['dates'])} dates ({up:.1%} up). Brackets:"
         f" {b.confidence:.0%} intervals from a moving-block bootstrap over dates (blocks of {b.block_length} trading"
         f" days, {b.bootstrap_samples} resamples). Backtest: a {cfg.data.label_horizon}-day tranche per signal,"
-        f" {b.down} when down, equal weights, **gross of costs**; Sharpe without a risk-free rate.\n"
+        f" {b.down} when down, equal weights, **gross of costs**; Sharpe without a risk-free rate. Long-short: on each"
+        f" test date, long the {LONG_SHORT_K} tickers with the highest scores and short the {LONG_SHORT_K} lowest, a"
+        f" {cfg.data.label_horizon}-day tranche held as in the backtest (gross, no borrowing fee); mean return:"
+        " the annualized mean daily return of the spread (models without a score have none).\n"
+        + auc_note(res)
     )
 
 # %% ../../nbs/64_report.baselines.ipynb #41be46be
@@ -219,22 +247,29 @@ def plot_baselines(res: BaselineResults, path=None):
     return fig
 
 def plot_backtest(res: BaselineResults, path=None):
-    """Cumulative return of each strategy and of buy-and-hold over the test days (gross of costs). Saved atomically to
-    `path` (PNG and PDF)."""
+    """Cumulative return of each strategy and of buy-and-hold over the test days (gross of costs), and beside it each
+    scored model's long-short spread (when the folder has them). Saved atomically to `path` (PNG and PDF)."""
     import matplotlib.pyplot as plt
     from seemore_nb.style import apply_style
     apply_style()
     d = res.daily.set_index('date')
-    fig, ax = plt.subplots(figsize=(9, 4.5))
+    spread = [c for c in d.columns if c.endswith('_long_short')]
+    fig, axes = plt.subplots(1, 2 if spread else 1, figsize=(15 if spread else 9, 4.5), squeeze=False)
     perf = res.performance.set_index('strategy')
-    for name in d.columns:
-        style = dict(color='k', lw=2, ls='--',
-                     zorder=3) if name == 'buy_and_hold' else dict(lw=1.8 if name == 'vit' else 1.2)
-        ax.plot(d.index, (1 + d[name]).cumprod() - 1,
-                label=f"{name.replace('_', ' ')} (Sharpe {perf.loc[name, 'sharpe']:.2f})", **style)
-    ax.set(ylabel='cumulative return', title='Backtest of the 20-day signals on the test split, gross of costs')
-    ax.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f'{v:+.0%}'))
-    ax.grid(alpha=.3); ax.legend(fontsize=8)
+    panels = [(axes[0, 0], [c for c in d.columns if c not in spread],
+               'Backtest of the 20-day signals on the test split')]
+    if spread:
+        panels.append((axes[0, 1], spread, f'Long-short: top {LONG_SHORT_K} minus bottom {LONG_SHORT_K} by score'))
+    for ax, names, title in panels:
+        for name in names:
+            model = name.removesuffix('_long_short')
+            style = dict(color='k', lw=2, ls='--',
+                         zorder=3) if name == 'buy_and_hold' else dict(lw=1.8 if model == 'vit' else 1.2)
+            ax.plot(d.index, (1 + d[name]).cumprod() - 1,
+                    label=f"{model.replace('_', ' ')} (Sharpe {perf.loc[name, 'sharpe']:.2f})", **style)
+        ax.set(ylabel='cumulative return', title=f'{title}, gross of costs')
+        ax.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f'{v:+.0%}'))
+        ax.grid(alpha=.3); ax.legend(fontsize=8)
     fig.autofmt_xdate(); fig.tight_layout()
     if path is not None:
         from seemore_nb.style import save_figure

@@ -109,6 +109,7 @@ def _arima(windows: Windows, index: pd.DataFrame, train: np.ndarray, cfg: Config
 def fit_baselines(windows: Windows, cfg: Config) -> tuple[pd.DataFrame, dict]:
     "Every baseline fitted on the training windows; predictions for the validation and test windows, and fit details."
     from sklearn.linear_model import LogisticRegression, Ridge
+    from seemore_nb.study.evaluation import auc
     from sklearn.metrics import r2_score
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -139,10 +140,14 @@ def fit_baselines(windows: Windows, cfg: Config) -> tuple[pd.DataFrame, dict]:
     Yhat = reg.predict(X[ev])
     score = Yhat[:, cfg.data.horizons.index(cfg.data.label_horizon)]
     add('multi_output', score > 0, score=score)
+    mom = X[:, FEATURES.index('mom_20')]                    # the window's last 20 log returns summed: no fitting
+    add('momentum', mom[ev] > 0, score=mom[ev])
     split = meta['split'].to_numpy()
     r2 = {s: {h: float(r2_score(Y[ev][split == s, k], Yhat[split == s, k])) for k,
               h in enumerate(cfg.data.horizons)} for s in ('val', 'test')}
-    info = dict(train_windows=int(train.sum()), train_up_rate=rate, arima=arima_info,
+    splits = index['split'].to_numpy()
+    momentum_auc = {s: auc(y[splits == s], mom[splits == s]) for s in ('train', 'val', 'test')}
+    info = dict(train_windows=int(train.sum()), train_up_rate=rate, arima=arima_info, momentum_auc=momentum_auc,
                 arima_seconds=round(arima_seconds, 2), multi_output_r2=r2,
                 logistic_coefficients=dict(zip(FEATURES, np.round(logit[-1].coef_[0], 4).tolist())))
     return pd.concat(frames, ignore_index=True), info

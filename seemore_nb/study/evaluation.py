@@ -15,7 +15,7 @@ from ..config import SeemoreError, atomic_write
 # %% auto #0
 __all__ = ['PREDICTION_COLUMNS', 'EvaluationError', 'predict_rows', 'merge_predictions', 'log_loss', 'evaluate_split',
            'write_predictions', 'auc', 'classification_metrics', 'resample_dates', 'bootstrap_rows', 'with_intervals',
-           'daily_returns', 'backtest', 'performance']
+           'daily_returns', 'backtest', 'long_short', 'performance', 'price_change']
 
 # %% ../../nbs/31_study.evaluation.ipynb #8c48598d
 PREDICTION_COLUMNS = ['window_id', 'ticker', 'end_date', 'prob_up', 'label']
@@ -156,16 +156,62 @@ def backtest(signals: pd.DataFrame, returns: pd.DataFrame, horizon: int = 20, do
         held += exposure * np.nan_to_num(r); opened += open_now
     return pd.Series(np.where(opened > 0, held / np.maximum(opened, 1), 0.0), index=days, name='return')
 
+# %% ../../nbs/31_study.evaluation.ipynb #ee699f4b
+def long_short(signals: pd.DataFrame, returns: pd.DataFrame, horizon: int = 20, k: int = 2) -> pd.Series:
+    """Daily return (gross) of the spread on the calendar positions of `backtest`: each `end_pos` of `signals` (ticker,
+    end_pos, score) with at least `2k` scores opens a `horizon`-day tranche long the `k` highest, short the `k`
+    lowest."""
+    first, last = int(signals['end_pos'].min()) + 1, int(signals['end_pos'].max()) + horizon
+    days = np.arange(first, last + 1)
+    s = signals.dropna(subset=['score']).reset_index(drop=True)
+    g = s.groupby('end_pos')['score']
+    n, top = g.transform('size').to_numpy(), g.rank(method='first', ascending=False).to_numpy()
+    w = np.where(n < 2 * k, 0.0, np.where(top <= k, 1 / k, np.where(top > n - k, -1 / k, 0.0)))
+    opens = np.zeros(last + 2)
+    opens[np.unique(s['end_pos'].to_numpy()[n >= 2 * k])] = 1.0
+    co, lo = np.r_[0, np.cumsum(opens)], np.maximum(days - horizon, 0)
+    open_now, held = co[days] - co[lo], np.zeros(len(days))           # tranches opened on days - horizon .. days - 1
+    for ticker, rows in s.groupby('ticker').indices.items():
+        pos = np.zeros(last + 2)
+        np.add.at(pos, s['end_pos'].to_numpy()[rows], w[rows])
+        cp = np.r_[0, np.cumsum(pos)]
+        exposure = cp[days] - cp[lo]
+        r = returns[ticker].reindex(days).to_numpy(float)
+        if np.isnan(r[exposure != 0]).any():
+            raise EvaluationError(f'{ticker}: no return on calendar position {days[(exposure != 0) & np.isnan(r)][0]} '
+                                  'while a long-short tranche holds it; the windows must cover their horizon')
+        held += exposure * np.nan_to_num(r)
+    return pd.Series(np.where(open_now > 0, held / np.maximum(open_now, 1), 0.0), index=days, name='return')
+
 # %% ../../nbs/31_study.evaluation.ipynb #93642d8d
 def performance(
     daily: pd.Series, block: int = 20, samples: int = 1000, confidence: float = 0.95, seed: int = 0
 ) -> dict:
-    "Total return, annualized return and Sharpe ratio of daily returns, each `(value, low, high)`."
+    """Total return, annualized return (compounded), mean return (arithmetic, annualized) and Sharpe ratio of daily
+    returns, each `(value, low, high)`."""
     r = np.asarray(daily, float)
     def stat(rows):
         x = r[rows]
         sd = x.std(ddof=1)
         growth = np.prod(1 + x)
         return {'total_return': growth - 1, 'annual_return': growth ** (252 / len(x)) - 1,
+                'mean_return': 252 * x.mean(),
                 'sharpe': x.mean() / sd * np.sqrt(252) if sd > 0 else np.nan}
     return with_intervals(stat, np.arange(len(r)), block, samples, confidence, seed)
+
+# %% ../../nbs/31_study.evaluation.ipynb #e49ae481
+def price_change(closes: dict, tickers, dates, days: int) -> np.ndarray:
+    """Return of each (ticker, date) over `days` rows of `closes[ticker]` (a price Series indexed by sorted dates):
+    forward for `days` > 0, trailing for `days` < 0; NaN where the date is not a row or the rows run out."""
+    tickers, dates = np.asarray(tickers), pd.DatetimeIndex(pd.to_datetime(dates))
+    out = np.full(len(tickers), np.nan)
+    for t in np.unique(tickers):
+        s, rows = closes[t], np.flatnonzero(tickers == t)
+        if not s.index.is_monotonic_increasing or s.index.has_duplicates:
+            raise EvaluationError(f'{t}: its prices must be indexed by unique dates in increasing order')
+        pos = s.index.get_indexer(dates[rows])
+        other, v = pos + days, s.to_numpy(float)
+        ok = (pos >= 0) & (other >= 0) & (other < len(v))
+        now, then = v[pos[ok]], v[other[ok]]
+        out[rows[ok]] = then / now - 1 if days > 0 else now / then - 1
+    return out
