@@ -133,54 +133,56 @@ def daily_returns(aligned: dict) -> pd.DataFrame:
     "Simple daily returns of each ticker's Adj Close, indexed by calendar position (NaN where a price is missing)."
     return pd.DataFrame({t: f['adj_close'].to_numpy(float) for t, f in aligned.items()}).pct_change(fill_method=None)
 
-def backtest(signals: pd.DataFrame, returns: pd.DataFrame, horizon: int = 20, down: str = 'flat') -> pd.Series:
-    """Daily portfolio return (gross of costs) on calendar positions: each row (ticker, end_pos, up) opens a
-    `horizon`-day tranche."""
-    side = {'flat': 0.0, 'short': -1.0}[down]
-    first, last = int(signals['end_pos'].min()) + 1, int(signals['end_pos'].max()) + horizon
-    days = np.arange(first, last + 1)
-    held, opened = np.zeros(len(days)), np.zeros(len(days))
-    for ticker, s in signals.groupby('ticker'):
-        pos = np.zeros(last + 2); n = np.zeros(last + 2)
-        np.add.at(pos, s['end_pos'].to_numpy(), np.where(s['up'].to_numpy() > 0, 1.0, side))
-        np.add.at(n, s['end_pos'].to_numpy(), 1.0)
-        cp, cn = np.r_[0, np.cumsum(pos)], np.r_[0, np.cumsum(n)]
-        lo = np.maximum(days - horizon, 0)
-        # tranches opened on days - horizon .. days - 1
-        exposure, open_now = cp[days] - cp[lo], cn[days] - cn[lo]
+def _tranche_sum(end_pos, values, days: np.ndarray, horizon: int) -> np.ndarray:
+    "For each of `days`, the sum of `values` of the tranches opened at `end_pos` on days - horizon .. days - 1."
+    acc = np.zeros(days[-1] + 2)
+    np.add.at(acc, np.asarray(end_pos), np.asarray(values, float))
+    c = np.r_[0, np.cumsum(acc)]
+    return c[days] - c[np.maximum(days - horizon, 0)]
+
+def _held_returns(signals: pd.DataFrame, weights: np.ndarray, returns: pd.DataFrame, days: np.ndarray, horizon: int,
+                  must) -> np.ndarray:
+    """Each day's return summed over the open tranches of `signals` (ticker, end_pos), each weighted by `weights`; an
+    error naming the ticker and day where a tranche of a `must` row is open and its return is missing."""
+    held = np.zeros(len(days))
+    for ticker, rows in signals.groupby('ticker').indices.items():
+        pos = signals['end_pos'].to_numpy()[rows]
+        exposure, needed = (_tranche_sum(pos, v[rows], days, horizon) for v in (weights, must))
         r = returns[ticker].reindex(days).to_numpy(float)                   # `returns` is indexed by calendar position
-        if np.isnan(r[open_now > 0]).any():
-            bad = days[(open_now > 0) & np.isnan(r)][0]
+        if np.isnan(r[needed > 0]).any():
+            bad = days[(needed > 0) & np.isnan(r)][0]
             raise EvaluationError(f'{ticker}: no return on calendar position {bad} while a tranche is open; the '
                                   'windows must cover their horizon')
-        held += exposure * np.nan_to_num(r); opened += open_now
+        held += exposure * np.nan_to_num(r)
+    return held
+
+def _days(signals: pd.DataFrame, horizon: int) -> np.ndarray:
+    return np.arange(int(signals['end_pos'].min()) + 1, int(signals['end_pos'].max()) + horizon + 1)
+
+def backtest(signals: pd.DataFrame, returns: pd.DataFrame, horizon: int = 20, down: str = 'flat') -> pd.Series:
+    """Daily portfolio return (gross of costs) on calendar positions: each row (ticker, end_pos, up) opens a
+    `horizon`-day tranche, and the open tranches share the portfolio equally."""
+    side = {'flat': 0.0, 'short': -1.0}[down]
+    signals = signals.reset_index(drop=True)
+    days, ones = _days(signals, horizon), np.ones(len(signals))
+    held = _held_returns(signals, np.where(signals['up'].to_numpy() > 0, 1.0, side), returns, days, horizon, ones)
+    opened = _tranche_sum(signals['end_pos'], ones, days, horizon)
     return pd.Series(np.where(opened > 0, held / np.maximum(opened, 1), 0.0), index=days, name='return')
+
 
 # %% ../../nbs/31_study.evaluation.ipynb #ee699f4b
 def long_short(signals: pd.DataFrame, returns: pd.DataFrame, horizon: int = 20, k: int = 2) -> pd.Series:
     """Daily return (gross) of the spread on the calendar positions of `backtest`: each `end_pos` of `signals` (ticker,
     end_pos, score) with at least `2k` scores opens a `horizon`-day tranche long the `k` highest, short the `k`
-    lowest."""
-    first, last = int(signals['end_pos'].min()) + 1, int(signals['end_pos'].max()) + horizon
-    days = np.arange(first, last + 1)
+    lowest; the open tranches share the portfolio equally, as `backtest`'s do."""
+    days = _days(signals, horizon)
     s = signals.dropna(subset=['score']).reset_index(drop=True)
     g = s.groupby('end_pos')['score']
     n, top = g.transform('size').to_numpy(), g.rank(method='first', ascending=False).to_numpy()
     w = np.where(n < 2 * k, 0.0, np.where(top <= k, 1 / k, np.where(top > n - k, -1 / k, 0.0)))
-    opens = np.zeros(last + 2)
-    opens[np.unique(s['end_pos'].to_numpy()[n >= 2 * k])] = 1.0
-    co, lo = np.r_[0, np.cumsum(opens)], np.maximum(days - horizon, 0)
-    open_now, held = co[days] - co[lo], np.zeros(len(days))           # tranches opened on days - horizon .. days - 1
-    for ticker, rows in s.groupby('ticker').indices.items():
-        pos = np.zeros(last + 2)
-        np.add.at(pos, s['end_pos'].to_numpy()[rows], w[rows])
-        cp = np.r_[0, np.cumsum(pos)]
-        exposure = cp[days] - cp[lo]
-        r = returns[ticker].reindex(days).to_numpy(float)
-        if np.isnan(r[exposure != 0]).any():
-            raise EvaluationError(f'{ticker}: no return on calendar position {days[(exposure != 0) & np.isnan(r)][0]} '
-                                  'while a long-short tranche holds it; the windows must cover their horizon')
-        held += exposure * np.nan_to_num(r)
+    held = _held_returns(s, w, returns, days, horizon, w != 0)
+    dates = np.unique(s['end_pos'].to_numpy()[n >= 2 * k])                  # one tranche per date
+    open_now = _tranche_sum(dates, np.ones(len(dates)), days, horizon)
     return pd.Series(np.where(open_now > 0, held / np.maximum(open_now, 1), 0.0), index=days, name='return')
 
 # %% ../../nbs/31_study.evaluation.ipynb #93642d8d
