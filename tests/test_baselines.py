@@ -142,3 +142,29 @@ def test_horizons_grid_has_one_learning_cell_per_label_horizon():
     assert list(plan.name) == [f'horizon-{h}' for h in cfg.data.horizons] and (plan.kind == 'learning').all()
     assert plan.run_id.is_unique and all(f'data.label_horizon={h}' in r.params['overrides']
                                          for h, r in zip(cfg.data.horizons, plan.itertuples()))
+
+
+def test_horizons_template_tables_each_finished_horizon_with_its_baselines_and_names_the_missing(with_vit, tmp_path):
+    "The horizon-20 run is the DDP run copied to its grid folder; horizon-5 is never run: listed as missing."
+    from seemore_nb.report.grid import grid_plan
+    from seemore_nb.report.reproduce import run_notebook
+    tmp, _ = with_vit
+    grid = tmp_path/'horizons.yaml'
+    grid.write_text(
+        'device_kind: cpu\nrepeats: 1\ncolumns: [name, kind, needs, profile, task, framework, devices, loader, num_workers, amp, '
+        'epochs, warmup, overrides]\ncells:\n'
+        "- [horizon-5,  learning, -, -, classifier, pytorch, 1, store, 0, 'off', -, -, [data.label_horizon=5]]\n"
+        "- [horizon-20, learning, -, -, classifier, pytorch, 1, store, 0, 'off', -, -, [data.label_horizon=20]]\n")
+    params = dict(profile='smoke', overrides=overrides(tmp), figures_dir=str(tmp_path/'none'), grid=str(grid))
+    run_notebook(ROOT/'nbs'/'paper'/'74_horizons.ipynb', tmp_path/'74-none.ipynb', params)
+    assert not (tmp_path/'none'/'horizons.md').exists()                     # no run: says so, writes nothing
+    plan = grid_plan('smoke', overrides(tmp), grid, stages=False).set_index('name')
+    shutil.copytree(tmp/'runs'/'ddp', plan.loc['horizon-20', 'folder'])
+    run_notebook(ROOT/'nbs'/'paper'/'74_horizons.ipynb', tmp_path/'74.ipynb', params | {'figures_dir': str(tmp_path)})
+    text = (tmp_path/'horizons.md').read_text()
+    vit = pd.read_parquet(tmp/'runs'/'ddp'/'predictions'/'test.parquet')
+    acc = ((vit.prob_up > .5).astype(int) == vit.label).mean()
+    assert f'| 20 | vit | {len(vit)} (' in text and f'| {acc:.3f} [' in text          # the run's own test accuracy
+    for model in ('majority', 'logistic', 'arima', 'multi_output', 'momentum'): assert f'| 20 | {model} |' in text
+    assert '| 5 |' not in text and 'Not run yet: horizon-5.' in text
+    assert (tmp_path/'horizons.png').stat().st_size > 10_000
