@@ -213,7 +213,9 @@ def baselines_markdown(res: BaselineResults, cfg: Config) -> str:
         f" {b.down} when down, equal weights, **gross of costs**; Sharpe without a risk-free rate. Long-short: on each"
         f" test date, long the {LONG_SHORT_K} tickers with the highest scores and short the {LONG_SHORT_K} lowest, a"
         f" {cfg.data.label_horizon}-day tranche held as in the backtest (gross, no borrowing fee); mean return:"
-        " the annualized mean daily return of the spread (models without a score have none).\n"
+        " the annualized mean daily return of the spread (models without a score have none). The tranches of"
+        " consecutive dates overlap in time and share the book equally, so the returns behind every Sharpe ratio"
+        " are the book's daily returns, which do not overlap.\n"
         + auc_note(res)
     )
 
