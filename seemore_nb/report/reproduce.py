@@ -26,7 +26,7 @@ from .cluster import (EXECUTORS, check_executor, job_gpu_limit, job_log, make_ex
 from .grid import GridError, format_plan, grid_path, grid_plan, load_grid, stage_module
 
 # %% auto #0
-__all__ = ['TRAIN_TEMPLATE', 'KERNEL_ARGS', 'paper_notebooks', 'figures_root', 'run_notebook', 'run_stages', 'Outcome',
+__all__ = ['TRAIN_TEMPLATE', 'KERNEL_ARGS', 'paper_notebooks', 'figures_root', 'run_notebook', 'build_inputs', 'Outcome',
            'run_cell', 'check_only', 'template_inputs', 'run_template', 'reproduce', 'report', 'GridInterrupted',
            'GridStop', 'continue_command', 'stopped_grid_message', 'main']
 
@@ -82,8 +82,8 @@ def run_notebook(template: Path, out: Path, parameters: dict) -> dict:
     return dict(seconds=wall, cells_seconds=cells, overhead=wall - cells)
 
 # %% ../../nbs/68_report.reproduce.ipynb #095a8568
-def run_stages(cfg) -> None:
-    "Build the artifacts every cell and template reads, once (a stage reuses what an earlier run built)."
+def build_inputs(cfg) -> None:
+    "Build the artifacts every cell and template reads, once (a build reuses what an earlier one made)."
     from seemore_nb.data.store import build_store
     build_store(cfg)
 
@@ -246,7 +246,7 @@ def reproduce(
     bar = tqdm(total=len(plan) + len(templates), unit='nb', dynamic_ncols=True, file=sys.stderr)
     try:
         with stop:
-            if (plan.status.eq('todo') | plan.status.str.startswith('damaged')).any() or templates: run_stages(cfg)
+            if (plan.status.eq('todo') | plan.status.str.startswith('damaged')).any() or templates: build_inputs(cfg)
             save_config(cfg, out_dir/'config.yaml')
             _run_grid(plan, profile, overrides, grid, cfg, executor, stop, bar, outcomes)
             plan = grid_plan(profile, overrides, grid, gpus=job_gpu_limit(executor, cfg))   # every finished run

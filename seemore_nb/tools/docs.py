@@ -25,7 +25,7 @@ from ..core import SeemoreError, atomic_write, die_with_parent, guarded, project
 
 # %% auto #0
 __all__ = ['BANDS', 'CONF', 'docs_sections', 'skip_flags', 'source_digest', 'notebook_key', 'execute_notebook', 'api_markdown',
-           'page', 'toctree_markdown', 'stage', 'check_site', 'build_docs', 'main']
+           'page', 'toctree_markdown', 'write_sources', 'check_site', 'build_docs', 'main']
 
 # %% ../../nbs/72_tools.docs.ipynb #9a52e0b3
 BANDS = {0: 'Basics: core, configuration, the figure style', 1: 'Data: prices, windows, spectrograms and the store',
@@ -199,7 +199,7 @@ def toctree_markdown(sections: list[tuple[str, list[str]]]) -> str:
     return '\n\n'.join(f'```{{toctree}}\n:caption: {caption}\n:hidden:\n\n' + '\n'.join(stems) + '\n```' for caption,
                        stems in sections)
 
-def stage(pages: dict[str, Path], src: Path, figures: Path | None = None, flags=('slow',)) -> bool:
+def write_sources(pages: dict[str, Path], src: Path, figures: Path | None = None, flags=('slow',)) -> bool:
     """Write the Sphinx source for `pages` ({docname: executed notebook}, 'index' among them) into `src`; True if the
     page set changed."""
     import nbformat
@@ -306,7 +306,7 @@ def _execute_all(todo: dict[str, tuple[Path, Path]], flags, workers: int) -> Non
                            "" f"`nbdev_test --path nbs/<name>.ipynb` runs one the same way")
 
 def build_docs(profile: str = 'smoke', overrides=(), only: str | None = None, out=None, workers: int = 2) -> Path:
-    "Build the site into `out` (default `_docs/`): execute what changed, stage, render with Sphinx, check the links."
+    "Build the site into `out` (default `_docs/`): execute what changed, write the sources, render with Sphinx, check the links."
     cfg = load_config(profile, overrides)
     root, cache = project_root(), resolve_path('.cache/docs')
     out = resolve_path(out or '_docs')
@@ -328,7 +328,7 @@ def build_docs(profile: str = 'smoke', overrides=(), only: str | None = None, ou
     work = cache/'sites'/hashlib.sha1(str(out).encode()).hexdigest()[:10]   # one Sphinx project per output folder
     # MyST-NB also writes beside html/ (jupyter_execute/)
     src, doctrees, html = work/'src', work/'doctrees', work/'html'
-    if stage(pages, src, root/'figures', flags):                    # a different page set: build from scratch
+    if write_sources(pages, src, root/'figures', flags):                    # a different page set: build from scratch
         shutil.rmtree(html, ignore_errors=True); shutil.rmtree(doctrees, ignore_errors=True)
     from sphinx.cmd.build import build_main
     if build_main(
