@@ -39,7 +39,7 @@ test: $(STAMP)
 	@before=$$($(tree_hash)); $(BIN)/nbdev_clean; \
 	  if [ "$$before" != "$$($(tree_hash))" ]; then echo "FAIL: nbdev_clean changed notebooks: run nbdev_clean and commit the cleaned notebooks"; exit 1; fi
 	OMP_NUM_THREADS=1 $(BIN)/nbdev_test --n_workers 2
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q --durations=12 tests
 
 # The documentation site in _docs/ (open _docs/index.html): every notebook executed as nbdev_test runs it, cached,
 # plus the executed figure templates of the smoke grid (PROFILE=cpu: the main job's); see nbs/72_tools.docs.ipynb.
