@@ -306,7 +306,7 @@ def _execute_all(todo: dict[str, tuple[Path, Path]], flags, workers: int) -> Non
                            "" f"`nbdev_test --path nbs/<name>.ipynb` runs one the same way")
 
 def build_docs(profile: str = 'smoke', overrides=(), only: str | None = None, out=None, workers: int = 2) -> Path:
-    "Build the site into `out` (default `_docs/`): execute what changed, write the sources, render with Sphinx, check the links."
+    "Build the site into `out` (default `_docs/`): execute what changed, write the sources, render, check the links."
     cfg = load_config(profile, overrides)
     root, cache = project_root(), resolve_path('.cache/docs')
     out = resolve_path(out or '_docs')
