@@ -145,11 +145,12 @@ def _with_vit(res: BaselineResults, path: Path, cfg: Config) -> BaselineResults:
     returns = pd.read_parquet(res.folder/'returns.parquet')
     daily = res.daily.copy()
     daily.insert(0, 'vit', backtest(vit.assign(up=vit['pred']), returns, h, b.down).reindex(daily.index))
-    daily['vit_long_short'] = long_short(vit, returns, h, LONG_SHORT_K).reindex(daily.index)
+    ls = {name: s.reindex(daily.index) for name, s in spreads(vit, returns, h).items()}
+    daily = daily.assign(**ls)
     return BaselineResults(res.folder, res.complete,
                            pd.concat([vit[res.predictions.columns], res.predictions], ignore_index=True),
                            pd.concat([metrics_table(vit, b), res.metrics], ignore_index=True), daily,
-                           pd.concat([performance_table(daily[['vit', 'vit_long_short']], b), res.performance],
+                           pd.concat([performance_table(daily[['vit', *ls]], b), res.performance],
                                      ignore_index=True))
 
 def load_results(cfg: Config, vit: Path | None = None) -> BaselineResults:
@@ -259,7 +260,7 @@ def plot_backtest(res: BaselineResults, path=None):
     fig, axes = plt.subplots(1, 2 if spread else 1, figsize=(15 if spread else 9, 4.5), squeeze=False)
     perf = res.performance.set_index('strategy')
     panels = [(axes[0, 0], [c for c in d.columns if c not in spread],
-               'Backtest of the 20-day signals on the test split')]
+               f"Backtest of the {res.complete['backtest']['horizon']}-day signals on the test split")]
     if spread:
         panels.append((axes[0, 1], spread, f'Long-short: top {LONG_SHORT_K} minus bottom {LONG_SHORT_K} by score'))
     for ax, names, title in panels:

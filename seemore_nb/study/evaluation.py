@@ -163,7 +163,6 @@ def backtest(signals: pd.DataFrame, returns: pd.DataFrame, horizon: int = 20, do
     """Daily portfolio return (gross of costs) on calendar positions: each row (ticker, end_pos, up) opens a
     `horizon`-day tranche, and the open tranches share the portfolio equally."""
     side = {'flat': 0.0, 'short': -1.0}[down]
-    signals = signals.reset_index(drop=True)
     days, ones = _days(signals, horizon), np.ones(len(signals))
     held = _held_returns(signals, np.where(signals['up'].to_numpy() > 0, 1.0, side), returns, days, horizon, ones)
     opened = _tranche_sum(signals['end_pos'], ones, days, horizon)
@@ -176,7 +175,7 @@ def long_short(signals: pd.DataFrame, returns: pd.DataFrame, horizon: int = 20, 
     end_pos, score) with at least `2k` scores opens a `horizon`-day tranche long the `k` highest, short the `k`
     lowest; the open tranches share the portfolio equally, as `backtest`'s do."""
     days = _days(signals, horizon)
-    s = signals.dropna(subset=['score']).reset_index(drop=True)
+    s = signals.dropna(subset=['score'])
     g = s.groupby('end_pos')['score']
     n, top = g.transform('size').to_numpy(), g.rank(method='first', ascending=False).to_numpy()
     w = np.where(n < 2 * k, 0.0, np.where(top <= k, 1 / k, np.where(top > n - k, -1 / k, 0.0)))
