@@ -17,7 +17,7 @@ import yaml
 
 # %% auto #0
 __all__ = ['PR_SET_PDEATHSIG', 'TIMING_FLAGS', 'project_root', 'resolve_path', 'file_sha256', 'atomic_write', 'read_yaml',
-           'SeemoreError', 'os_error_line', 'guarded', 'die_with_parent', 'cpu_info', 'bf16_native']
+           'SeemoreError', 'os_error_line', 'guarded', 'die_with_parent', 'leave', 'cpu_info', 'bf16_native']
 
 # %% ../nbs/00_core.ipynb #8c8e1d52
 def project_root() -> Path:
@@ -137,6 +137,14 @@ def die_with_parent(sig: int = signal.SIGKILL, parent: int | None = None):
     try: ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
     except (OSError, AttributeError): return
     if os.getppid() != parent: os.kill(os.getpid(), sig)          # the parent died before prctl took effect
+
+def leave(code: int):
+    "End this process with `code` now: the `atexit` handlers, flushed stdout and stderr, then `os._exit`."
+    import atexit, sys
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr): stream.flush()
+    os._exit(code)
+
 
 # %% ../nbs/00_core.ipynb #066b2c8a
 TIMING_FLAGS = ('avx2', 'avx512f', 'avx512_bf16', 'avx512_fp16', 'amx_tile', 'amx_bf16')

@@ -25,6 +25,7 @@ import tensorflow as tf
 import keras
 
 from ..config import Config, ConfigError, add_config_args, atomic_write, config_dict, config_from_args, guarded
+from ..core import leave
 from ..engine.machines import ThisNode, check_tf_config, this_node
 from ..engine.runs import (GracefulStop, RunError, RunFolder, RunInterrupted, changed_keys, diverged_error,
                                     end_epoch, refuse_changed, newest_checkpoint, prune_checkpoints, stopped_message)
@@ -395,4 +396,4 @@ def worker_main(argv=None) -> int:
         return 0
     return guarded('seemore_nb.tf.trainer', body, args.debug)
 
-if __name__ == '__main__' and 'get_ipython' not in globals(): sys.exit(worker_main())
+if __name__ == '__main__' and 'get_ipython' not in globals(): leave(worker_main())
