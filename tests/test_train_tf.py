@@ -88,7 +88,12 @@ def tf_results(tmp):
         train_tf.TFTrainer.after_step = sigterm_at_7
         try: train_tf.train_tf(cfg('termed', *{SHORT!r}[1:]))
         except RunInterrupted as e: res['termed'] = str(e)
+        pf = ('train.loader=per_file', 'model.input=rgb')     # the per-file loader's kept iterator resumes too
+        try: train_tf.train_tf(cfg('pf-termed', *{SHORT!r}[1:], *pf))
+        except RunInterrupted as e: res['pf-termed'] = str(e)
         train_tf.TFTrainer.after_step = lambda self: None
+        train_tf.train_tf(cfg('pf-termed', *{SHORT!r}[1:], *pf))
+        train_tf.train_tf(cfg('pf-reference', *{SHORT!r}[1:], *pf))
         import shutil
         from pathlib import Path
         shutil.copytree({f'{tmp}/runs/termed'!r}, {f'{tmp}/runs2/termed'!r})   # a copy whose newest checkpoint breaks
@@ -174,6 +179,14 @@ def test_sigterm_checkpoints_then_resumes_bit_for_bit(tmp, tf_results):
     assert 'stopped on SIGTERM after a checkpoint at epoch 1, step 7' in res['termed']
     assert 'resumed termed at epoch 1, step 7' in stdout
     assert complete(tmp, 'termed')['weights_sha256_by_rank'] == complete(tmp, 'reference')['weights_sha256_by_rank']
+
+
+def test_the_per_file_loader_resumes_bit_for_bit(tmp, tf_results):
+    res, stdout = tf_results
+    assert 'at epoch 1, step 7' in res['pf-termed'] and 'resumed pf-termed at epoch 1, step 7' in stdout
+    assert complete(tmp, 'pf-termed')['weights_sha256_by_rank'] == complete(tmp, 'pf-reference')['weights_sha256_by_rank']
+    timing = pd.read_parquet(Path(tmp)/'runs'/'pf-termed'/'timing.parquet')
+    assert sorted(timing[timing.phase == 'train'].global_step) == list(range(24))      # no step lost or repeated
 
 
 def test_a_damaged_newest_checkpoint_falls_back_and_a_killed_save_is_cleared(tmp, tf_results):

@@ -37,16 +37,17 @@ def replica_batches(order: np.ndarray, batch_size: int, replicas: int, steps: in
 
 def batch_dataset(store: Store, grid: np.ndarray, loader: str = 'store', input: str = 'palette') -> tf.data.Dataset:
     """A tf.data.Dataset of (images (B, 4, H, W) palette indices, or (B, 12, H, W) RGB; labels int64; weights float32)
-    per row of `grid`."""
+    per row of `grid` (an array, or `EpochGrids`, read row by row as the dataset goes)."""
     H, B = store.stock.shape[-1], grid.shape[1]
     C = 4 if input == 'palette' and loader == 'store' else 12
     if loader == 'per_file':
-        folder, flat = write_per_file(store, progress=False), grid.reshape(-1)
-        def one(r):
+        folder = write_per_file(store, progress=False)
+        def one(k):                                      # sample k of the grid's rows, one after another
+            r = grid[k // B][k % B]
             if r < 0: return np.zeros((12, H, H), np.float32), np.int64(0), np.float32(0)
             return np.load(folder/f'{r}.npy').astype(np.float32), store.labels[r], np.float32(1)
-        ds = tf.data.Dataset.from_tensor_slices(flat)
-        ds = ds.map(lambda r: tf.numpy_function(one, [r], (tf.float32, tf.int64, tf.float32))).batch(B)
+        ds = tf.data.Dataset.range(len(grid) * B)
+        ds = ds.map(lambda k: tf.numpy_function(one, [k], (tf.float32, tf.int64, tf.float32))).batch(B)
     else:
         def read(i):
             rows = grid[i]

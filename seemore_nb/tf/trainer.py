@@ -157,7 +157,6 @@ class TFTrainer:
 
     def kept_batches(self, split: str, epoch: int, skip: int = 0):
         "As `batches`, but one iterator kept across epochs (training: from (epoch, skip) on; validation: repeated)."
-        if self.t.loader != 'store': return self.batches(split, epoch, skip)
         B, R, steps = self.t.batch_size, self.replicas, self.steps(split)
         if split == 'val':
             if self._kept.get('val') is None: self._kept['val'] = self.batches('val', 0, 0, repeat=True)
@@ -166,7 +165,7 @@ class TFTrainer:
             def make(ctx):
                 grids = EpochGrids(self.train_rows, B, R, steps, self.t.seed, epoch, skip, ctx.input_pipeline_id,
                                    ctx.num_input_pipelines)
-                return batch_dataset(self.store, grids, 'store', self.cfg.model.input)
+                return batch_dataset(self.store, grids, self.t.loader, self.cfg.model.input)
             self._kept['train'] = iter(self.strategy.distribute_datasets_from_function(make))
         self._kept['at'] = (epoch + 1, 0)                       # where it stands once this epoch is read to the end
         grid = EpochGrids(self.train_rows, B, R, steps, self.t.seed, epoch, 0, self.worker,
