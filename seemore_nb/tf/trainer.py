@@ -29,7 +29,7 @@ from ..core import leave
 from ..engine.machines import ThisNode, check_tf_config, this_node
 from ..engine.runs import (GracefulStop, RunError, RunFolder, RunInterrupted, changed_keys, diverged_error,
                                     end_epoch, refuse_changed, newest_checkpoint, prune_checkpoints, stopped_message)
-from .data import EpochGrids, batch_dataset, epoch_order, replica_batches, wait_for_store
+from .data import EpochGrids, batch_dataset, replica_batches, wait_for_store
 from ..data.store import build_store, open_store, store_dir
 from .vit import keras_vit_from_config
 
@@ -139,27 +139,18 @@ class TFTrainer:
         full = math.ceil(n / (self.t.batch_size * self.replicas))
         return self.t.epoch_steps(full, self.replicas) if split == 'train' else full
 
-    def batches(self, split: str, epoch: int, skip: int = 0, repeat: bool = False):
-        """This epoch's distributed iterator (from step `skip` on; `repeat`: again and again) and this worker's real
-        samples per step."""
-        rows = self.train_rows if split == 'train' else self.val_rows
-        order = epoch_order(rows, split == 'train', self.t.seed, epoch)
-        steps = self.steps(split)
-        def make(ctx):
-            grid = replica_batches(order, self.t.batch_size, self.replicas, steps, ctx.input_pipeline_id,
-                                   ctx.num_input_pipelines)
-            local = grid.shape[0] // steps
-            ds = batch_dataset(self.store, grid[skip * local:], self.t.loader, self.cfg.model.input)
-            return ds.repeat() if repeat else ds
-        grid = replica_batches(order, self.t.batch_size, self.replicas, steps, self.worker, self.workers)
-        counts = (grid >= 0).reshape(steps, -1).sum(1)          # this worker's real samples per step
-        return iter(self.strategy.distribute_datasets_from_function(make)), counts
-
     def kept_batches(self, split: str, epoch: int, skip: int = 0):
-        "As `batches`, but one iterator kept across epochs (training: from (epoch, skip) on; validation: repeated)."
+        """The split's distributed iterator, one kept across epochs (training: from (epoch, skip) on; validation: the
+        split in order, repeated), and this worker's real samples per step of the epoch."""
         B, R, steps = self.t.batch_size, self.replicas, self.steps(split)
         if split == 'val':
-            if self._kept.get('val') is None: self._kept['val'] = self.batches('val', 0, 0, repeat=True)
+            if self._kept.get('val') is None:
+                def make(ctx):
+                    grid = replica_batches(self.val_rows, B, R, steps, ctx.input_pipeline_id, ctx.num_input_pipelines)
+                    return batch_dataset(self.store, grid, self.t.loader, self.cfg.model.input).repeat()
+                grid = replica_batches(self.val_rows, B, R, steps, self.worker, self.workers)
+                self._kept['val'] = (iter(self.strategy.distribute_datasets_from_function(make)),
+                                     (grid >= 0).reshape(steps, -1).sum(1))
             return self._kept['val']
         if self._kept.get('at') != (epoch, skip):              # a new run, a resume, or an epoch left unfinished
             def make(ctx):
