@@ -218,6 +218,9 @@ class TrainConfig:
     # torch.compile the model (PyTorch engine); off by default: on CPU it measured 1.03x eager for the cpu ViT
     compile: bool = False
     compile_mode: str = field(default='default', metadata={'choices': ('default', 'reduce-overhead', 'max-autotune')})
+    # after training, the best weights once on the test split (complete.json's evaluation, predictions/test.parquet);
+    # the grids' timing cells turn it off: they measure time, and their figures read no accuracy
+    test_evaluation: bool = True
 
     def epoch_steps(self, full: int, replicas: int) -> int:
         """The training steps of an epoch on `replicas` devices whose whole split takes `full` steps: capped by

@@ -189,7 +189,14 @@ def test_timing_cells_train_the_same_samples_on_every_device_count(smoke):
         assert len(runs) == 4 and {n.split('-')[-2] for n in runs} == {'r1', 'r2'}, sorted(runs)
         assert len({(w['samples'], w['val_samples'], w['epochs']) for w in done.values()}) == 1, done
         assert sorted(len(r.timing[(r.timing.phase == 'train') & (r.timing['rank'] == 0)]) for r in runs.values()) == [4, 4, 8, 8]
+        for name, run in runs.items():                              # timing cells skip the test-split evaluation
+            assert 'evaluation' not in run.complete and not (run.folder/'predictions').exists(), name
         compared += 1
+    learned = [load_run(p.parent) for p in smoke.runs.glob('smoke-learn-[12]dev-*/complete.json')]
+    assert learned and all(r.complete['evaluation']['windows'] > 0 for r in learned)     # learning cells keep it
+    drew = lambda folder: 'image/png' in (folder/'train_run.ipynb').read_text()         # the template's curves
+    timing = [p.parent for p in smoke.runs.glob('smoke-pt-*/complete.json')]
+    assert all(drew(r.folder) for r in learned) and timing and not any(drew(folder) for folder in timing)
     assert compared >= 3
     table = read_results_table(smoke.figures/'RESULTS.md')
     assert set(table[table.cell.str.match(r'pt-store-\ddev')]['samples/epoch']) == {'64'}

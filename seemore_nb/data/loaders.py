@@ -5,18 +5,16 @@
 # %% ../../nbs/17_data.loaders.ipynb #c17d0002
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..config import INPUT_FORMS, Config
-from .store import STORE_CHUNK, Store
+from .store import Store, write_per_file
 
 # %% auto #0
-__all__ = ['StoreDataset', 'device_arrays', 'DeviceDataset', 'write_per_file', 'PerFileDataset', 'split_dataset']
+__all__ = ['StoreDataset', 'device_arrays', 'DeviceDataset', 'PerFileDataset', 'split_dataset']
 
 # %% ../../nbs/17_data.loaders.ipynb #bdb4f541
 class StoreDataset(torch.utils.data.Dataset):
@@ -69,21 +67,6 @@ class DeviceDataset:
         return (x[0], int(y[0])) if one else (x, y)
 
 # %% ../../nbs/17_data.loaders.ipynb #dc531a52
-def write_per_file(store: Store, progress: bool = True) -> Path:
-    "One `<row>.npy` (12, H, W) uint8 per sample under `<store>/per_file/`; a no-op when already written."
-    from tqdm.auto import tqdm
-    target = store.folder/'per_file'
-    if (target/'complete').exists(): return target
-    tmp = store.folder/f'.per_file.{os.getpid()}'
-    shutil.rmtree(tmp, ignore_errors=True); tmp.mkdir()
-    for s in tqdm(range(0, len(store), STORE_CHUNK), desc='per-file samples', disable=not progress):
-        batch = store.read(np.arange(s, min(s + STORE_CHUNK, len(store))))
-        for k, sample in enumerate(batch): np.save(tmp/f'{s + k}.npy', sample)
-    (tmp/'complete').touch()
-    shutil.rmtree(target, ignore_errors=True)
-    os.replace(tmp, target)
-    return target
-
 class PerFileDataset(torch.utils.data.Dataset):
     "The originals' loader: one file per sample, read and converted to float32 per item."
     form = 'rgb'

@@ -32,7 +32,7 @@ from .windows import Windows, make_windows
 
 # %% auto #0
 __all__ = ['STOCK_SERIES', 'CONTEXT_SERIES', 'STORE_CHUNK', 'CHANNEL_NAMES', 'StoreError', 'StoreFormError', 'StoreSpaceError',
-           'build_store', 'Store', 'open_store', 'plot_gallery', 'main']
+           'build_store', 'Store', 'open_store', 'write_per_file', 'plot_gallery', 'main']
 
 # %% ../../nbs/16_data.store.ipynb #f1d82e21
 STOCK_SERIES = ('adj_close', 'volume')
@@ -263,6 +263,22 @@ def open_store(folder, cfg: Config | None = None, verify: bool = True) -> Store:
             raise StoreError(f'{folder/kind}.npy: shape {arrays[kind].shape} {arrays[kind].dtype}, manifest says '
                              f'{shape} uint8. {_rebuild_hint(folder)}')
     return Store(folder, manifest, pd.read_parquet(folder/'index.parquet'), arrays['stock'], arrays['context'])
+
+# %% ../../nbs/16_data.store.ipynb #f5326de9
+def write_per_file(store: Store, progress: bool = True) -> Path:
+    "One `<row>.npy` (12, H, W) uint8 per sample under `<store>/per_file/`; a no-op when already written."
+    from tqdm.auto import tqdm
+    target = store.folder/'per_file'
+    if (target/'complete').exists(): return target
+    tmp = store.folder/f'.per_file.{os.getpid()}'
+    shutil.rmtree(tmp, ignore_errors=True); tmp.mkdir()
+    for s in tqdm(range(0, len(store), STORE_CHUNK), desc='per-file samples', disable=not progress):
+        batch = store.read(np.arange(s, min(s + STORE_CHUNK, len(store))))
+        for k, sample in enumerate(batch): np.save(tmp/f'{s + k}.npy', sample)
+    (tmp/'complete').touch()
+    shutil.rmtree(target, ignore_errors=True)
+    os.replace(tmp, target)
+    return target
 
 # %% ../../nbs/16_data.store.ipynb #f4efdba0
 CHANNEL_NAMES = ('Adj Close', 'Volume', 'S&P 500', 'volatility')

@@ -28,7 +28,7 @@ from .distributed import (Clock, DistEnv, EpochBatches, make_loader, all_gather_
 from .checkpoints import (load_checkpoint, load_weights, rng_state, set_rng_state, weights_digest,
                                            write_checkpoint)
 from .schedule import clip_gradients, set_lr
-from ..core import die_with_parent
+from ..core import die_with_parent, leave
 from .runs import (GracefulStop, RunError, RunFolder, RunInterrupted, diverged_error, end_epoch,
                                     refuse_changed, newest_checkpoint, stopped_message)
 
@@ -283,8 +283,8 @@ def _profile_step(self: Trainer):
 # %% ../../nbs/24_engine.trainer.ipynb #46f2ba62
 @patch
 def _final_evaluation(self: Trainer) -> dict | None:
-    "The task's `final_evaluation` on the best weights (every rank), when the task has one."
-    if not hasattr(self.task, 'final_evaluation'): return None
+    "The task's `final_evaluation` on the best weights (every rank), if it has one and `train.test_evaluation` is on."
+    if not hasattr(self.task, 'final_evaluation') or not self.cfg.train.test_evaluation: return None
     best = self.ckpt_dir/'best.pt'
     if best.exists(): load_weights(self.model, load_checkpoint(best)['model'])
     self.model.eval()
@@ -371,4 +371,4 @@ def worker_main(argv=None) -> int:
         if lock: lock.release()
     return 0
 
-if __name__ == '__main__' and 'get_ipython' not in globals(): sys.exit(worker_main())
+if __name__ == '__main__' and 'get_ipython' not in globals(): leave(worker_main())

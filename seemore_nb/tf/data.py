@@ -13,9 +13,8 @@ os.environ.setdefault('KERAS_BACKEND', 'tensorflow')
 import numpy as np
 import tensorflow as tf
 
-from ..data.loaders import write_per_file
 from ..config import Config
-from ..data.store import Store, store_dir
+from ..data.store import Store, store_dir, write_per_file
 from ..engine.runs import RunError
 
 # %% auto #0

@@ -331,10 +331,11 @@ def fit(self: TFTrainer) -> Path:
     self._barrier()
     if self.is_chief:
         digest = weights_digest_tf(self.model)                 # the final weights, before the best ones are loaded
-        self.run.finish(dict(run_id=self.t.run_id, framework='tensorflow', world_size=self.replicas,
-                             workers=self.workers, epochs=self.epoch, global_step=self.global_step,
-                             final=self.history[-1] if self.history else {}, weights_sha256_by_rank=[digest],
-                             evaluation=self.final_evaluation()), self.history)
+        summary = dict(run_id=self.t.run_id, framework='tensorflow', world_size=self.replicas, workers=self.workers,
+                       epochs=self.epoch, global_step=self.global_step, final=self.history[-1] if self.history else {},
+                       weights_sha256_by_rank=[digest])
+        if self.t.test_evaluation: summary['evaluation'] = self.final_evaluation()
+        self.run.finish(summary, self.history)
     return self.run.dir
 
 @patch
