@@ -6,13 +6,15 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
+import hashlib
 import json
 import os
 import shutil
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from datetime import datetime, timezone
 from multiprocessing import get_context
 from pathlib import Path
@@ -25,19 +27,24 @@ from ..config import (Config, SeemoreError, add_config_args, atomic_write, confi
 from .palette import from_palette, to_palette
 from .prices import load_study_prices
 from .spectrogram import jet_lut, render_windows, strip_rows
-from .store_files import (STORE_FORM, _init_worker, allocate, build_lock, building_dir,
-                                         code_digest, dead_builds, input_digests, library_versions, prune_stores,
-                                         store_dir, store_key)
+from .store_files import (JOURNAL, PLAN, STORE_FORM, BuildJournal, _disk_bytes, _init_worker,
+                                         allocate, array_offset, build_lock, code_digest, dead_builds, finished_items,
+                                         input_digests, library_versions, prune_stores, resume_build, store_dir,
+                                         store_key, write_plan, write_rows, written_bytes)
 from .windows import Windows, make_windows
 
 # %% auto #0
-__all__ = ['STOCK_SERIES', 'CONTEXT_SERIES', 'STORE_CHUNK', 'CHANNEL_NAMES', 'StoreError', 'StoreFormError', 'StoreSpaceError',
-           'build_store', 'Store', 'open_store', 'write_per_file', 'plot_gallery', 'main']
+__all__ = ['STOCK_SERIES', 'CONTEXT_SERIES', 'STORE_CHUNK', 'TICKER_BATCH', 'ITEM_BYTES', 'BUILD_FIELDS', 'CHANNEL_NAMES',
+           'StoreError', 'StoreFormError', 'StoreSpaceError', 'build_store', 'Store', 'open_store', 'write_per_file',
+           'plot_gallery', 'main']
 
 # %% ../../nbs/16_data.store.ipynb #f1d82e21
 STOCK_SERIES = ('adj_close', 'volume')
 CONTEXT_SERIES = ('market', 'volatility')
-STORE_CHUNK = 256                                       # windows per work item
+STORE_CHUNK = 256                                 # rows (context: dates) per work item, at least
+TICKER_BATCH = 32                                 # windows of one ticker per work item, about, where memory allows
+ITEM_BYTES = 64 * 2**20                           # the most bytes of rows a work item holds in memory
+BUILD_FIELDS = ('build_seconds', 'built_at', 'bytes_written', 'kept_images')   # what differs between two builds
 
 class StoreError(SeemoreError, RuntimeError):
     "A store that is missing, corrupt, or does not match its config."
@@ -49,30 +56,44 @@ class StoreSpaceError(StoreError):
     "The disk filled up while a store was being built."
 
 # %% ../../nbs/16_data.store.ipynb #c0ffee02
-_JOB = {}                                         # what forked workers read: the windows, the config, the folder
+_JOB = {}                                         # what forked workers read: the windows, the items, the folder
 
-def _render_chunk(task) -> tuple[int, int, int]:
-    "Render one chunk into the arrays as palette indices; (windows, misfit pixels, largest misfit error)."
-    kind, ticker, rows, end_pos = task
-    windows, cfg, folder = _JOB['windows'], _JOB['cfg'], _JOB['folder']
-    target = np.load(folder/f'{kind}.npy', mmap_mode='r+')
-    misfits, error = 0, 0
-    for k, name in enumerate(STOCK_SERIES if kind == 'stock' else CONTEXT_SERIES):
-        target[rows, k], stats = to_palette(render_windows(windows.series(ticker, name, end_pos), cfg.spectrogram))
-        misfits, error = misfits + stats['misfit_pixels'], max(error, stats['max_error'])
-    target.flush()
-    return len(rows), misfits, error
+def _items(index: pd.DataFrame, context_pos: np.ndarray, size: int) -> list[tuple[str, int, int]]:
+    "The work items: contiguous runs of rows `(array, first, end)` of `stock.npy`, then of `context.npy`."
+    row_bytes = 2 * size * size
+    step = max(STORE_CHUNK, min(TICKER_BATCH * max(index['ticker'].nunique(), 1), ITEM_BYTES // row_bytes))
+    return ([('stock', s, min(s + step, len(index))) for s in range(0, len(index), step)] +
+            [('context', s, min(s + STORE_CHUNK, len(context_pos))) for s in range(0, len(context_pos), STORE_CHUNK)])
 
-def _tasks(index: pd.DataFrame, context_pos: np.ndarray) -> list:
-    tasks, end_pos = [], index['end_pos'].to_numpy()
-    for ticker, rows in index.groupby('ticker').indices.items():
-        for s in range(0, len(rows), STORE_CHUNK):
-            r = rows[s:s + STORE_CHUNK]
-            tasks.append(('stock', ticker, r, end_pos[r]))
-    for s in range(0, len(context_pos), STORE_CHUNK):
-        tasks.append(('context', None, np.arange(s, min(s + STORE_CHUNK, len(context_pos))),
-                      context_pos[s:s + STORE_CHUNK]))
-    return tasks
+def _render_item(k: int) -> dict:
+    "Render work item `k` into a buffer, write it and wait for the disk; its journal entry."
+    kind, start, stop = _JOB['items'][k]
+    windows, spec = _JOB['windows'], _JOB['cfg'].spectrogram
+    out = np.empty((stop - start, 2, spec.image_size, spec.image_size), np.uint8)
+    if kind == 'stock':
+        codes, end_pos = _JOB['codes'][start:stop], _JOB['end_pos'][start:stop]
+        groups = [(_JOB['tickers'][c], np.flatnonzero(codes == c)) for c in np.unique(codes)]
+    else:
+        end_pos, groups = _JOB['context_pos'][start:stop], [(None, np.arange(stop - start))]
+    misfits, error = 0, 0.0
+    for ticker, pos in groups:
+        for j, name in enumerate(STOCK_SERIES if kind == 'stock' else CONTEXT_SERIES):
+            out[pos, j], stats = to_palette(render_windows(windows.series(ticker, name, end_pos[pos]), spec))
+            misfits, error = misfits + int(stats['misfit_pixels']), max(error, float(stats['max_error']))
+    write_rows(_JOB['folder']/f'{kind}.npy', _JOB['offsets'][kind], start, out)
+    return dict(item=k, images=2 * (stop - start), misfit_pixels=misfits, max_error=error)
+
+def _finished(todo: list, workers: int):
+    "The entries of the items `todo` as they finish: in `workers` forked processes, or in this one."
+    if workers <= 1 or len(todo) <= 1:
+        for k in todo: yield _render_item(k)
+        return
+    pool = ProcessPoolExecutor(workers, mp_context=get_context('fork'), initializer=_init_worker,
+                               initargs=(os.getpid(),))
+    try:
+        for future in as_completed([pool.submit(_render_item, k) for k in todo]): yield future.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)   # on Ctrl-C: the items in hand finish, the rest are dropped
 
 # %% ../../nbs/16_data.store.ipynb #a96f4f40
 def _layout(windows: Windows) -> tuple[pd.DataFrame, np.ndarray]:
@@ -82,33 +103,40 @@ def _layout(windows: Windows) -> tuple[pd.DataFrame, np.ndarray]:
     index.insert(1, 'context_row', np.searchsorted(context_pos, index['end_pos'].to_numpy()))
     return index, context_pos
 
+def _plan(key: str, index: pd.DataFrame, context_pos: np.ndarray, items: list, size: int) -> dict:
+    h = hashlib.sha256(json.dumps(items).encode())
+    h.update(pd.util.hash_pandas_object(index[['ticker', 'end_pos']], index=False).to_numpy().tobytes())
+    h.update(np.asarray(context_pos, np.int64).tobytes())
+    return dict(key=key, form=STORE_FORM, stock=[len(index), 2, size, size], context=[len(context_pos), 2, size, size],
+                items=len(items), digest=h.hexdigest())
+
 def _render_all(windows: Windows, cfg: Config, folder: Path, index: pd.DataFrame, context_pos: np.ndarray,
-                progress: bool) -> dict:
-    "Render every image into `folder`'s arrays; the palette misfit counts."
+                items: list, kept: dict, progress: bool) -> dict:
+    """Render the items not `kept` into `folder`'s arrays, journaling each; the palette misfit counts over all items.
+    The worker processes have ended when it returns, so this process's `written_bytes` counts what they wrote."""
     from tqdm.auto import tqdm
-    size = cfg.spectrogram.image_size
-    for kind, n in (('stock', len(index)), ('context', len(context_pos))):
-        allocate(folder/f'{kind}.npy', (n, 2, size, size))
-    tasks = _tasks(index, context_pos)
-    _JOB.update(windows=windows, cfg=cfg, folder=folder)
-    total, misfits, error = 2 * (len(index) + len(context_pos)), 0, 0
+    codes, tickers = pd.factorize(index['ticker'])
+    _JOB.update(windows=windows, cfg=cfg, folder=folder, items=items, codes=codes, tickers=list(tickers),
+                end_pos=index['end_pos'].to_numpy(), context_pos=context_pos,
+                offsets={kind: array_offset(folder/f'{kind}.npy') for kind in ('stock', 'context')})
+    entries, journal = list(kept.values()), BuildJournal(folder)
+    done = sum(e['images'] for e in entries)
+    desc = 'rendering spectrograms' + (f' ({done:,} images kept from a stopped build)' if done else '')
     try:
-        with tqdm(total=total, desc='rendering spectrograms', unit='img', disable=not progress) as bar:
-            if cfg.store.workers > 1:
-                with ProcessPoolExecutor(cfg.store.workers, mp_context=get_context('fork'), initializer=_init_worker,
-                                         initargs=(os.getpid(),)) as pool:
-                    results = pool.map(_render_chunk, tasks)
-                    for n, m, e in results: bar.update(2 * n); misfits += m; error = max(error, e)
-            else:
-                for task in tasks:
-                    n, m, e = _render_chunk(task); bar.update(2 * n); misfits += m; error = max(error, e)
+        with tqdm(total=2 * (len(index) + len(context_pos)), initial=done, desc=desc, unit='img',
+                  disable=not progress) as bar, \
+             contextlib.closing(_finished([k for k in range(len(items)) if k not in kept], cfg.store.workers)) as run:
+            for entry in run:
+                journal.record(**entry)
+                entries.append(entry); bar.update(entry['images'])
     finally:
-        _JOB.clear()
-    return dict(misfit_pixels=misfits, max_error=error)
+        journal.close(); _JOB.clear()
+    return dict(misfit_pixels=sum(e['misfit_pixels'] for e in entries),
+                max_error=max((e['max_error'] for e in entries), default=0.0))
 
 # %% ../../nbs/16_data.store.ipynb #29b220f7
 def _write_manifest(cfg: Config, key: str, folder: Path, windows: Windows, index: pd.DataFrame, context_pos, fit: dict,
-                    seconds: float):
+                    build: dict):
     files = {name: file_sha256(folder/name) for name in ('stock.npy', 'context.npy', 'index.parquet')}
     size = cfg.spectrogram.image_size
     disk = sum((folder/name).stat().st_size for name in files)
@@ -137,8 +165,10 @@ def _write_manifest(cfg: Config, key: str, folder: Path, windows: Windows, index
         bytes_per_sample=round(disk / len(index)),
         sha256=files,
         windows=windows.manifest,
-        build_seconds=round(seconds, 2),
+        build_seconds=round(build['seconds'], 2),
         built_at=datetime.now(timezone.utc).isoformat(timespec='seconds'),
+        bytes_written=build['bytes_written'],       # by the build's processes (/proc/self/io), None where not counted
+        kept_images=build['kept_images'],           # images kept from a stopped build this one resumed
     )
     text = json.dumps(manifest, indent=1, default=str)
     atomic_write(folder/'manifest.json', lambda f: f.write(text), mode='w')
@@ -166,33 +196,62 @@ def build_store(cfg: Config, rebuild: bool = False, progress: bool = True) -> Pa
 
 def _build(cfg: Config, folder: Path, rebuild: bool, progress: bool) -> Path:
     root = folder.parent
-    for dead in dead_builds(root):
-        shutil.rmtree(dead, ignore_errors=True)
-        print(f'seemore_store: removed {dead}, left by a store build that died', file=sys.stderr)
-    start = time.perf_counter()
+    start, own = time.perf_counter(), written_bytes()
     windows = make_windows(load_study_prices(cfg), cfg)
     key = store_key(cfg)                          # again: loading may have refreshed a yfinance cache
     if key != folder.name:
         folder = root/key
         if not rebuild and _reuse(folder, cfg): return folder
+    _mention_stopped_builds(root, key)
     index, context_pos = _layout(windows)
-    tmp = building_dir(root, key)
+    size, total = cfg.spectrogram.image_size, 2 * (len(index) + len(context_pos))
+    items = _items(index, context_pos, size)
+    tmp, kept = resume_build(root, key, _plan(key, index, context_pos, items, size), fresh=rebuild)
+    resumed = (tmp/PLAN).exists()
+    if resumed:
+        print(f'seemore_store: resuming a stopped build of {folder.name}: {sum(e["images"] for e in kept.values()):,} '
+              f'of {total:,} images kept', file=sys.stderr)
     try:
-        shutil.rmtree(tmp, ignore_errors=True)       # a folder of an earlier process with this host and pid
-        tmp.mkdir(parents=True)
-        fit = _render_all(windows, cfg, tmp, index, context_pos, progress)
+        if not resumed:
+            for kind, n in (('stock', len(index)), ('context', len(context_pos))):
+                allocate(tmp/f'{kind}.npy', (n, 2, size, size))
+            write_plan(tmp, _plan(key, index, context_pos, items, size))
+        fit = _render_all(windows, cfg, tmp, index, context_pos, items, kept, progress)
         atomic_write(tmp/'index.parquet', lambda f: index.to_parquet(f))
-        _write_manifest(cfg, key, tmp, windows, index, context_pos, fit, time.perf_counter() - start)
+        mine = written_bytes()                    # Linux adds an ended child's count to its parent's: the workers'
+        wrote = None if None in (own, mine) else mine - own
+        _write_manifest(cfg, key, tmp, windows, index, context_pos, fit, dict(
+            seconds=time.perf_counter() - start, bytes_written=wrote, kept_images=sum(e['images'] for e in kept.values())))
         if folder.exists(): shutil.rmtree(folder)
         os.replace(tmp, folder)
     except OSError as e:
-        if e.errno != errno.ENOSPC: raise
-        need = 2 * (len(index) + len(context_pos)) * cfg.spectrogram.image_size ** 2
-        raise StoreSpaceError(f'no space left on {root} (the store needs about {need / 2**20:.0f} MiB); '
-                              f'free some space there or set store.root to a folder on another disk') from None
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if e.errno != errno.ENOSPC:
+            _say_kept(tmp, total); raise
+        need = 2 * (len(index) + len(context_pos)) * size ** 2
+        message = (f'no space left on {root} (the store needs about {need / 2**20:.0f} MiB); free some space there or set '
+                   'store.root to a folder on another disk')
+        if finished_items(tmp): message += f'; {_kept_line(tmp, total)}'
+        else: shutil.rmtree(tmp, ignore_errors=True)
+        raise StoreSpaceError(message) from None
+    except BaseException:
+        _say_kept(tmp, total); raise
+    for name in (PLAN, JOURNAL): (folder/name).unlink(missing_ok=True)
     return folder
+
+def _kept_line(tmp: Path, total: int) -> str:
+    done = sum(e['images'] for e in finished_items(tmp).values())
+    return (f'the {done:,} of {total:,} images rendered so far are kept in {tmp}, and the next build of this store '
+            'resumes from them (`seemore_store --prune` removes them instead)')
+
+def _say_kept(tmp: Path, total: int):
+    if (tmp/PLAN).exists(): print(f'seemore_store: stopped: {_kept_line(tmp, total)}', file=sys.stderr, flush=True)
+
+def _mention_stopped_builds(root: Path, key: str):
+    others = [p for p in dead_builds(root) if not p.name.startswith(f'.{key}.')]
+    if others:
+        size = sum(_disk_bytes(p) for p in others)
+        print(f'seemore_store: {len(others)} stopped build(s) of other stores keep {size / 2**20:.0f} MiB under {root}: '
+              'building those stores again resumes them, `seemore_store --prune` removes them', file=sys.stderr)
 
 # %% ../../nbs/16_data.store.ipynb #ece968f9
 def _rebuild_hint(folder: Path) -> str:
@@ -340,9 +399,9 @@ def main(argv=None) -> int:
 def _run(args) -> int:
     cfg = config_from_args(args)
     if args.prune:
-        removed, freed = prune_stores(cfg)
-        print('\n'.join(f'removed {p}' for p in removed) + ('\n' if removed else '') +
-              f'pruned {len(removed)} folder(s), freed {freed / 2**20:.1f} MiB')
+        removed, freed, skipped = prune_stores(cfg)
+        print('\n'.join([f'removed {p}' for p in removed] + [f'skipped {p}: a build holds its lock' for p in skipped]
+                        + [f'pruned {len(removed)} folder(s), freed {freed / 2**20:.1f} MiB']))
         return 0
     store = open_store(build_store(cfg, rebuild=args.rebuild), cfg)
     m = store.manifest

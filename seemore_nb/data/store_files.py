@@ -22,15 +22,16 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import (Config, module_path, DataConfig, config_dict, file_sha256, load_config, profile_names,
-                               resolve_path)
+from ..config import (Config, module_path, DataConfig, atomic_write, config_dict, file_sha256, load_config,
+                               profile_names, resolve_path)
 from .prices import _folder
 from .sources import cache_path
 from ..core import die_with_parent
 
 # %% auto #0
-__all__ = ['STORE_FORM', 'STORE_MODULES', 'input_files', 'code_digest', 'input_digests', 'library_versions', 'store_key',
-           'store_dir', 'building_dir', 'build_lock', 'dead_builds', 'allocate', 'prune_stores']
+__all__ = ['STORE_FORM', 'STORE_MODULES', 'PLAN', 'JOURNAL', 'input_files', 'code_digest', 'input_digests', 'library_versions',
+           'store_key', 'store_dir', 'building_dir', 'build_lock', 'dead_builds', 'finished_items', 'BuildJournal',
+           'resume_build', 'write_plan', 'allocate', 'array_offset', 'write_rows', 'written_bytes', 'prune_stores']
 
 # %% ../../nbs/15_data.store_files.ipynb #a7e1c0d2
 def input_files(cfg: Config | DataConfig) -> list[Path]:
@@ -84,9 +85,11 @@ def store_dir(cfg: Config) -> Path:
 
 # %% ../../nbs/15_data.store_files.ipynb #ffda7edc
 def _init_worker(parent: int):
-    "Pool initializer: SIGKILL when the builder `parent` dies (`runs.die_with_parent`); one BLAS thread per process."
+    """Pool initializer: SIGKILL when the builder `parent` dies (`core.die_with_parent`); Ctrl-C is the builder's to
+    handle (its workers finish their item); one BLAS thread per process."""
     from threadpoolctl import threadpool_limits
     die_with_parent(signal.SIGKILL, parent)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     threadpool_limits(limits=1)
 
 _BUILDING = re.compile(r'\.(?P<key>[^.]+)\.building-(?:(?P<host>.+)-)?(?P<pid>\d+)')
@@ -102,30 +105,83 @@ def _alive(pid: int) -> bool:
     return True
 
 @contextlib.contextmanager
-def build_lock(folder: Path):
-    """Hold the exclusive build lock of the store `folder` (a hidden `.KEY.lock` beside it); a second builder waits,
-    saying for what. Unlike a run's lock, which refuses a second run, this one waits: the second builder then reuses
-    the store. The kernel releases it when its process ends, however it ends; a build that ends removes the file
-    (when it is still the one it locked), so the store's folder keeps no junk."""
+def _store_lock(folder: Path, wait: bool):
+    "Yield True holding the lock file of the store `folder`; False at once when `wait` is off and another holds it."
     folder.parent.mkdir(parents=True, exist_ok=True)
     path = folder.parent/f'.{folder.name}.lock'
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    try:
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         try: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            if not wait: os.close(fd); yield False; return
             print(f'seemore_store: waiting for another process that is building {folder}', file=sys.stderr, flush=True)
             fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
+        with contextlib.suppress(FileNotFoundError):
+            if os.stat(path).st_ino == os.fstat(fd).st_ino: break
+        os.close(fd)                                # the holder removed the file as it ended: lock the new one
+    try: yield True
     finally:
         with contextlib.suppress(OSError):
             if os.stat(path).st_ino == os.fstat(fd).st_ino: path.unlink()
         os.close(fd)
 
-def dead_builds(root: Path) -> list[Path]:
-    "Temporary folders under `root` of store builds on this host whose process is gone."
+@contextlib.contextmanager
+def build_lock(folder: Path):
+    """Hold the exclusive build lock of the store `folder` (a hidden `.KEY.lock` beside it); a second builder waits,
+    saying for what. Unlike a run's lock, which refuses a second run, this one waits: the second builder then reuses
+    the store. The kernel releases it when its process ends, however it ends; a build that ends removes the file
+    (when it is still the one it locked), so the store's folder keeps no junk."""
+    with _store_lock(folder, wait=True): yield
+
+def dead_builds(root: Path, key: str | None = None) -> list[Path]:
+    "Temporary folders under `root` of store builds (of `key`, when given) on this host whose process is gone."
     if not root.is_dir(): return []
     found = [(p, _BUILDING.fullmatch(p.name)) for p in sorted(root.iterdir())]
-    return [p for p, m in found if m and m['host'] in (None, socket.gethostname()) and not _alive(int(m['pid']))]
+    return [p for p, m in found if m and m['host'] in (None, socket.gethostname()) and not _alive(int(m['pid']))
+            and key in (None, m['key'])]
+
+# %% ../../nbs/15_data.store_files.ipynb #b7a1e002
+PLAN, JOURNAL = 'plan.json', 'done.jsonl'
+
+def finished_items(folder: Path) -> dict:
+    "The work items a build in `folder` recorded as written and on disk, {item: its journal entry}."
+    try: lines = (folder/JOURNAL).read_text().splitlines()
+    except FileNotFoundError: return {}
+    out = {}
+    for line in lines:
+        try: entry = json.loads(line); out[int(entry['item'])] = entry
+        except (ValueError, KeyError, TypeError): continue          # a line torn by kill -9
+    return out
+
+class BuildJournal:
+    "The append-only record of a build's finished items: each line is synced before the next item starts to count."
+    def __init__(self, folder: Path): self.file = open(folder/JOURNAL, 'a')
+    def record(self, item: int, **stats):
+        self.file.write(json.dumps(dict(item=int(item), **stats)) + '\n')
+        self.file.flush(); os.fsync(self.file.fileno())
+    def close(self): self.file.close()
+
+def resume_build(root: Path, key: str, plan: dict, fresh: bool = False) -> tuple[Path, dict]:
+    """This process's building folder for the store `key` and the items kept in it: the folder of a dead build of `key`
+    with the same `plan` (the one with most finished items) moved here, or an empty folder and {} (always when
+    `fresh`). The caller allocates the arrays and then calls `write_plan` in an empty one."""
+    tmp = building_dir(root, key)
+    shutil.rmtree(tmp, ignore_errors=True)          # a folder of an earlier process with this host and pid
+    best, kept = None, {}
+    for dead in [] if fresh else dead_builds(root, key):
+        try: same = json.loads((dead/PLAN).read_text()) == plan
+        except (OSError, ValueError): same = False
+        done = finished_items(dead) if same else {}
+        if same and (best is None or len(done) > len(kept)): best, kept = dead, done
+    if best is None:
+        tmp.mkdir(parents=True)
+        return tmp, {}
+    os.rename(best, tmp)
+    atomic_write(tmp/JOURNAL, lambda f: f.write(''.join(json.dumps(e) + '\n' for e in kept.values())), mode='w')
+    return tmp, kept
+
+def write_plan(folder: Path, plan: dict):
+    atomic_write(folder/PLAN, lambda f: f.write(json.dumps(plan)), mode='w')
 
 # %% ../../nbs/15_data.store_files.ipynb #7ed0e962
 def allocate(path: Path, shape: tuple):
@@ -139,20 +195,55 @@ def allocate(path: Path, shape: tuple):
             if e.errno == errno.ENOSPC: raise
             # EOPNOTSUPP / EINVAL: a filesystem without fallocate keeps the sparse file
 
+def array_offset(path: Path) -> int:
+    "Where the data of the `.npy` file at `path` starts (the length of its header)."
+    with open(path, 'rb') as f:
+        major, _ = np.lib.format.read_magic(f)
+        (np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0)(f)
+        return f.tell()
+
+def write_rows(path: Path, offset: int, start: int, rows: np.ndarray):
+    """Write `rows` (uint8, C order) into the `.npy` at `path` whose data starts at `offset`, from row `start` on; return
+    once they are on disk."""
+    data = memoryview(np.ascontiguousarray(rows, np.uint8)).cast('B')
+    at = offset + start * (data.nbytes // max(len(rows), 1))
+    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        while data:
+            n = os.pwrite(fd, data, at)
+            data, at = data[n:], at + n
+        os.fdatasync(fd)
+    finally:
+        os.close(fd)
+
+def written_bytes() -> int | None:
+    "Bytes this process has sent to storage so far (`write_bytes` of `/proc/self/io`); None where there is no such count."
+    try:
+        with open('/proc/self/io') as f:
+            return next(int(line.split()[1]) for line in f if line.startswith('write_bytes:'))
+    except (OSError, StopIteration, ValueError):
+        return None
+
 # %% ../../nbs/15_data.store_files.ipynb #08805376
 def _disk_bytes(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob('*') if f.is_file())
 
-def prune_stores(cfg: Config) -> tuple[list[Path], int]:
+def prune_stores(cfg: Config) -> tuple[list[Path], int, list[Path]]:
     """Remove stores under `cfg.store.root` that no profile (nor `cfg`) names, and dead builds' folders; (removed, bytes
-    freed)."""
+    freed, dead builds skipped because a live process holds their store's lock)."""
     root = resolve_path(cfg.store.root)
-    if not root.is_dir(): return [], 0
+    if not root.is_dir(): return [], 0, []
     keep = {store_key(cfg)} | {store_key(load_config(p)) for p in profile_names()}
     stale = [p for p in sorted(root.iterdir()) if p.is_dir() and p.name not in keep and (p/'manifest.json').exists()]
-    removed, freed = [], 0
-    for path in stale + dead_builds(root):
+    removed, freed, skipped = [], 0, []
+    def remove(path):
+        nonlocal freed
         freed += _disk_bytes(path)
         shutil.rmtree(path)
         removed.append(path)
-    return removed, freed
+    for path in stale: remove(path)
+    for path in dead_builds(root):
+        with _store_lock(root/_BUILDING.fullmatch(path.name)['key'], wait=False) as held:
+            if held and path.exists(): remove(path)
+            elif not held: skipped.append(path)
+    return removed, freed, skipped
