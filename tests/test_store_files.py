@@ -16,8 +16,8 @@ import pytest
 from seemore_nb.data import store as store_module
 from seemore_nb.config import file_sha256, load_config
 from seemore_nb.data.palette import from_palette
-from seemore_nb.data.store_files import input_files
-from seemore_nb.data.store import StoreSpaceError, build_store, main, open_store, store_dir
+from seemore_nb.data.store_files import build_lock, finished_items, input_files
+from seemore_nb.data.store import BUILD_FIELDS, StoreSpaceError, build_store, main, open_store, store_dir
 
 
 @pytest.fixture
@@ -72,34 +72,119 @@ SLOW_BUILD = """
     sys.exit(s.main(['--config', 'smoke', 'store.workers=2', 'store.root={root}']))
 """
 
+KILLED_AT = """
+    import os, signal, sys
+    import seemore_nb.data.store as s
+    _item, calls = s._render_item, []
+    def item(k):
+        calls.append(k)
+        if len(calls) > {stop}: os.kill(os.getpid(), signal.SIGKILL)   # items before this one are journaled
+        return _item(k)
+    s._render_item = item
+    sys.exit(s.main(['--config', 'smoke', 'store.workers=1', 'store.root={root}']))
+"""
 
-def test_kill_9_of_a_build_leaves_no_worker_and_the_next_build_cleans_up(smoke, capsys):
+
+@pytest.fixture(scope='module')
+def reference(tmp_path_factory):
+    "An uninterrupted smoke build, to compare resumed builds with."
+    cfg = load_config('smoke', [f'store.root={tmp_path_factory.mktemp("reference")}'])
+    return open_store(build_store(cfg, progress=False), cfg)
+
+
+def counting_renders(monkeypatch) -> list:
+    "The work items this process renders from now on (smoke builds render in this process)."
+    calls, render = [], store_module._render_item
+    monkeypatch.setattr(store_module, '_render_item', lambda k: (calls.append(k), render(k))[1])
+    return calls
+
+
+def assert_same_store(folder, reference):
+    for name in ('stock.npy', 'context.npy', 'index.parquet'):
+        assert (folder/name).read_bytes() == (reference.folder/name).read_bytes(), name
+    manifest = json.loads((folder/'manifest.json').read_text())
+    assert {k: v for k, v in manifest.items() if k not in BUILD_FIELDS} == \
+        {k: v for k, v in reference.manifest.items() if k not in BUILD_FIELDS}
+    assert not (folder/'plan.json').exists() and not (folder/'done.jsonl').exists()
+
+
+@pytest.mark.parametrize('sig', [signal.SIGKILL, signal.SIGINT])
+def test_a_stopped_build_leaves_no_worker_and_the_next_build_resumes_it(smoke, reference, monkeypatch, capsys, sig):
     root = Path(smoke.store.root)
     proc = subprocess.Popen([sys.executable, '-c', textwrap.dedent(SLOW_BUILD.format(root=root))],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     parent = psutil.Process(proc.pid)
     deadline = time.time() + 60
-    while time.time() < deadline and (len(parent.children()) < 2 or not list(root.glob('.*.building-*'))): time.sleep(0.1)
+    while time.time() < deadline and not any(p.stat().st_size for p in root.glob('.*.building-*/done.jsonl')):
+        time.sleep(0.1)
     workers = parent.children()
     assert len(workers) == 2, 'the build did not start its workers'
-    proc.send_signal(signal.SIGKILL); proc.wait()
+    proc.send_signal(sig)
+    err = proc.communicate(timeout=60)[1]
     gone, alive = psutil.wait_procs(workers, timeout=10)
     alive = [p for p in alive if p.status() != psutil.STATUS_ZOMBIE]
-    assert not alive, f'workers still running after the builder died: {alive}'
+    assert not alive, f'workers still running after the builder stopped: {alive}'
     [tmp] = root.glob('.*.building-*')
+    kept = finished_items(tmp)
+    assert kept and (sig == signal.SIGKILL or 'images rendered so far are kept in' in err and 'Traceback' not in err)
+    renders = counting_renders(monkeypatch)
     folder = build_store(smoke, progress=False)
-    assert f'removed {tmp}' in capsys.readouterr().err
-    assert not list(root.glob('.*.building-*')) and open_store(folder, smoke)
+    assert 'resuming a stopped build' in capsys.readouterr().err
+    assert sorted(renders) == sorted(set(range(6)) - set(kept))           # 6 items: 4 of stock rows, 2 of dates
+    assert not list(root.glob('.*.building-*'))
+    assert_same_store(folder, reference)
+    assert open_store(folder, smoke).manifest['kept_images'] == sum(e['images'] for e in kept.values())
+
+
+def test_a_build_killed_at_a_chosen_item_renders_only_the_rest(smoke, reference, monkeypatch):
+    root = Path(smoke.store.root)
+    proc = subprocess.run([sys.executable, '-c', textwrap.dedent(KILLED_AT.format(root=root, stop=3))],
+                          capture_output=True, timeout=120)
+    assert proc.returncode == -signal.SIGKILL
+    [tmp] = root.glob('.*.building-*')
+    assert sorted(finished_items(tmp)) == [0, 1, 2]
+    renders = counting_renders(monkeypatch)
+    assert_same_store(build_store(smoke, progress=False), reference)
+    assert sorted(renders) == [3, 4, 5]
+
+
+def test_a_build_writes_what_it_stores_once(tmp_path):
+    cfg = load_config('smoke', [f'store.root={tmp_path}', 'store.workers=2'])
+    folder = build_store(cfg, progress=False)
+    m = json.loads((folder/'manifest.json').read_text())
+    if m['bytes_written'] is None: pytest.skip('this platform does not count the bytes a process writes')
+    arrays = sum((folder/f'{k}.npy').stat().st_size for k in ('stock', 'context'))
+    store = sum(p.stat().st_size for p in folder.iterdir())
+    assert arrays <= m['bytes_written'] <= 1.5 * store, (m['bytes_written'], arrays, store)
+
+
+def test_prune_removes_a_stopped_build_unless_a_build_holds_it(smoke):
+    root = Path(smoke.store.root)
+    proc = subprocess.run([sys.executable, '-c', textwrap.dedent(KILLED_AT.format(root=root, stop=2))],
+                          capture_output=True, timeout=120)
+    [tmp] = root.glob('.*.building-*')
+    key = tmp.name[1:].split('.')[0]
+    with build_lock(root/key):
+        assert main(['--config', 'smoke', f'store.root={root}', '--prune']) == 0 and tmp.exists()
+    assert main(['--config', 'smoke', f'store.root={root}', '--prune']) == 0 and not tmp.exists()
 
 
 @pytest.mark.parametrize('target', ['allocate', 'atomic_write'])
-def test_disk_full_is_one_line_and_leaves_no_junk(smoke, monkeypatch, capsys, target):
+def test_disk_full_is_one_line_and_keeps_only_finished_work(smoke, reference, monkeypatch, capsys, target):
     def full(*args, **kwargs): raise OSError(errno.ENOSPC, 'No space left on device')
     monkeypatch.setattr(store_module, target, full)
     root = Path(smoke.store.root)
     with pytest.raises(StoreSpaceError, match=f'no space left on {root} '):
         build_store(smoke, progress=False)
-    assert not list(root.iterdir())                                       # no temporary folder, no half store
     assert main(['--config', 'smoke', f'store.root={root}']) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith(f'seemore_store: error: no space left on {root} ') and 'Traceback' not in ''.join(err)
+    if target == 'allocate':                              # before any image: no temporary folder, no half store
+        assert not list(root.iterdir())
+        return
+    # the disk filled after every image was rendered (writing the index): the images are kept for the next build
+    assert 'images rendered so far are kept in' in err[-1] and len(list(root.glob('.*.building-*'))) == 1
+    monkeypatch.undo()
+    renders = counting_renders(monkeypatch)
+    assert_same_store(build_store(smoke, progress=False), reference)
+    assert renders == []

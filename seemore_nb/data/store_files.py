@@ -162,21 +162,22 @@ class BuildJournal:
     def close(self): self.file.close()
 
 def resume_build(root: Path, key: str, plan: dict, fresh: bool = False) -> tuple[Path, dict]:
-    """This process's building folder for the store `key` and the items kept in it: the folder of a dead build of `key`
-    with the same `plan` (the one with most finished items) moved here, or an empty folder and {} (always when
-    `fresh`). The caller allocates the arrays and then calls `write_plan` in an empty one."""
-    tmp = building_dir(root, key)
-    shutil.rmtree(tmp, ignore_errors=True)          # a folder of an earlier process with this host and pid
+    """This process's building folder for the store `key` and the items kept in it: the folder of a stopped build of
+    `key` with the same `plan` (a dead process's, or this process's own; the one with most finished items) moved here, or
+    an empty folder and {} (always when `fresh`). Call it holding the store's `build_lock`. The caller allocates the
+    arrays and then calls `write_plan` in an empty one."""
+    tmp = building_dir(root, key)                   # this process's own, from a build it stopped, is a candidate too
     best, kept = None, {}
-    for dead in [] if fresh else dead_builds(root, key):
+    for dead in [] if fresh else [tmp] * tmp.exists() + dead_builds(root, key):
         try: same = json.loads((dead/PLAN).read_text()) == plan
         except (OSError, ValueError): same = False
         done = finished_items(dead) if same else {}
         if same and (best is None or len(done) > len(kept)): best, kept = dead, done
+    if best != tmp: shutil.rmtree(tmp, ignore_errors=True)
     if best is None:
         tmp.mkdir(parents=True)
         return tmp, {}
-    os.rename(best, tmp)
+    if best != tmp: os.rename(best, tmp)
     atomic_write(tmp/JOURNAL, lambda f: f.write(''.join(json.dumps(e) + '\n' for e in kept.values())), mode='w')
     return tmp, kept
 
