@@ -8,6 +8,7 @@ a module imports only modules of lower numbers:
   - `schema`: the config's sections as typed dataclasses with their bounds, the task registry
   - `config`: a config from YAML profiles and dotted overrides, strictly checked, saved and hashed
   - `style`: one figure style and footer
+  - `benchmarks`: the benchmark record, `figures/benchmarks.json`
 - 1x `data`: prices to samples
   - `data.sources`: validated daily prices from a CSV file or yfinance and its cache
   - `data.prices`: the study's prices from the sample, yfinance or CSV, the context series, the calendar
@@ -17,6 +18,7 @@ a module imports only modules of lower numbers:
   - `data.store_files`: the store's key and folder housekeeping
   - `data.store`: the spectrogram store, the gallery and `seemore_store`
   - `data.loaders`: the PyTorch datasets over a store, and the per-file mode
+  - `data.store_bench`: how the store build grows with the universe, `seemore_bench store`
 - 2x `engine`: the PyTorch training engine, which knows no task
   - `engine.runs`: the run folder, its lock, resume checks, `load_run`
   - `engine.distributed`: devices, DDP, collectives, one rank's batches

@@ -27,10 +27,11 @@ from ..config import (Config, SeemoreError, add_config_args, atomic_write, confi
 from .palette import from_palette, to_palette
 from .prices import load_study_prices
 from .spectrogram import jet_lut, render_windows, strip_rows
-from .store_files import (JOURNAL, PLAN, STORE_FORM, BuildJournal, _disk_bytes, _init_worker,
-                                         allocate, array_offset, build_lock, code_digest, dead_builds, finished_items,
-                                         input_digests, library_versions, prune_stores, resume_build, store_dir,
-                                         store_key, write_plan, write_rows, written_bytes)
+from .store_files import (JOURNAL, PLAN, STORE_FORM, BuildJournal, _init_worker, allocate,
+                                         array_offset, build_lock, code_digest, finished_items, input_digests,
+                                         kept_line, library_versions, mention_stopped_builds, prune_stores,
+                                         resume_build, say_kept, store_dir, store_key, write_plan, write_rows,
+                                         written_bytes)
 from .windows import Windows, make_windows
 
 # %% auto #0
@@ -202,7 +203,7 @@ def _build(cfg: Config, folder: Path, rebuild: bool, progress: bool) -> Path:
     if key != folder.name:
         folder = root/key
         if not rebuild and _reuse(folder, cfg): return folder
-    _mention_stopped_builds(root, key)
+    mention_stopped_builds(root, key)
     index, context_pos = _layout(windows)
     size, total = cfg.spectrogram.image_size, 2 * (len(index) + len(context_pos))
     items = _items(index, context_pos, size)
@@ -226,32 +227,17 @@ def _build(cfg: Config, folder: Path, rebuild: bool, progress: bool) -> Path:
         os.replace(tmp, folder)
     except OSError as e:
         if e.errno != errno.ENOSPC:
-            _say_kept(tmp, total); raise
+            say_kept(tmp, total); raise
         need = 2 * (len(index) + len(context_pos)) * size ** 2
         message = (f'no space left on {root} (the store needs about {need / 2**20:.0f} MiB); free some space there or set '
                    'store.root to a folder on another disk')
-        if finished_items(tmp): message += f'; {_kept_line(tmp, total)}'
+        if finished_items(tmp): message += f'; {kept_line(tmp, total)}'
         else: shutil.rmtree(tmp, ignore_errors=True)
         raise StoreSpaceError(message) from None
     except BaseException:
-        _say_kept(tmp, total); raise
+        say_kept(tmp, total); raise
     for name in (PLAN, JOURNAL): (folder/name).unlink(missing_ok=True)
     return folder
-
-def _kept_line(tmp: Path, total: int) -> str:
-    done = sum(e['images'] for e in finished_items(tmp).values())
-    return (f'the {done:,} of {total:,} images rendered so far are kept in {tmp}, and the next build of this store '
-            'resumes from them (`seemore_store --prune` removes them instead)')
-
-def _say_kept(tmp: Path, total: int):
-    if (tmp/PLAN).exists(): print(f'seemore_store: stopped: {_kept_line(tmp, total)}', file=sys.stderr, flush=True)
-
-def _mention_stopped_builds(root: Path, key: str):
-    others = [p for p in dead_builds(root) if not p.name.startswith(f'.{key}.')]
-    if others:
-        size = sum(_disk_bytes(p) for p in others)
-        print(f'seemore_store: {len(others)} stopped build(s) of other stores keep {size / 2**20:.0f} MiB under {root}: '
-              'building those stores again resumes them, `seemore_store --prune` removes them', file=sys.stderr)
 
 # %% ../../nbs/16_data.store.ipynb #ece968f9
 def _rebuild_hint(folder: Path) -> str:

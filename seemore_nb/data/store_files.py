@@ -31,7 +31,8 @@ from ..core import die_with_parent
 # %% auto #0
 __all__ = ['STORE_FORM', 'STORE_MODULES', 'PLAN', 'JOURNAL', 'input_files', 'code_digest', 'input_digests', 'library_versions',
            'store_key', 'store_dir', 'building_dir', 'build_lock', 'dead_builds', 'finished_items', 'BuildJournal',
-           'resume_build', 'write_plan', 'allocate', 'array_offset', 'write_rows', 'written_bytes', 'prune_stores']
+           'resume_build', 'write_plan', 'kept_line', 'say_kept', 'mention_stopped_builds', 'allocate', 'array_offset',
+           'write_rows', 'written_bytes', 'prune_stores']
 
 # %% ../../nbs/15_data.store_files.ipynb #a7e1c0d2
 def input_files(cfg: Config | DataConfig) -> list[Path]:
@@ -183,6 +184,21 @@ def resume_build(root: Path, key: str, plan: dict, fresh: bool = False) -> tuple
 
 def write_plan(folder: Path, plan: dict):
     atomic_write(folder/PLAN, lambda f: f.write(json.dumps(plan)), mode='w')
+
+def kept_line(tmp: Path, total: int) -> str:
+    done = sum(e['images'] for e in finished_items(tmp).values())
+    return (f'the {done:,} of {total:,} images rendered so far are kept in {tmp}, and the next build of this store '
+            'resumes from them (`seemore_store --prune` removes them instead)')
+
+def say_kept(tmp: Path, total: int):
+    if (tmp/PLAN).exists(): print(f'seemore_store: stopped: {kept_line(tmp, total)}', file=sys.stderr, flush=True)
+
+def mention_stopped_builds(root: Path, key: str):
+    others = [p for p in dead_builds(root) if not p.name.startswith(f'.{key}.')]
+    if others:
+        size = sum(_disk_bytes(p) for p in others)
+        print(f'seemore_store: {len(others)} stopped build(s) of other stores keep {size / 2**20:.0f} MiB under {root}: '
+              'building those stores again resumes them, `seemore_store --prune` removes them', file=sys.stderr)
 
 # %% ../../nbs/15_data.store_files.ipynb #7ed0e962
 def allocate(path: Path, shape: tuple):

@@ -275,12 +275,14 @@ def main(argv=None) -> int:
     "Console script `seemore_bench`: measure a target against its reference and print the ratio last."
     from seemore_nb.config import add_config_args, guarded
     parser = argparse.ArgumentParser(prog='seemore_bench', description=main.__doc__)
-    parser.add_argument('target', choices=['spectrogram', 'loader', 'train', 'amp', 'tf', 'gpu'])
+    parser.add_argument('target', choices=['spectrogram', 'loader', 'train', 'amp', 'tf', 'gpu', 'store'])
     # --config (train: cpu, amp: paper, loader: the bench store), KEY=VALUE, --debug
     add_config_args(parser, default=None)
     parser.add_argument('--peak-tflops', type=float, help='device peak for MFU when it is not a known GPU')
     parser.add_argument('--repeats', type=int, default=None, help='timed repeats (loader: 3, train: 6)')
     parser.add_argument('--budget', type=float, default=420.0, help='gpu: seconds before compiled measurements stop')
+    parser.add_argument('--sizes', default='16,64,256', help='store: the numbers of generated tickers to build')
+    parser.add_argument('--record', default=None, help='store: the benchmark record (default figures/benchmarks.json)')
     args = parser.parse_intermixed_args(argv)                  # the target, options and overrides in any order
     return guarded('seemore_bench', lambda: _run(args), args.debug)
 
@@ -289,6 +291,12 @@ def _run(args) -> int:
     if args.target == 'spectrogram' and (args.config or args.overrides):
         raise ConfigError('seemore_bench spectrogram measures fixed windows: it takes no --config or overrides')
     if args.target == 'tf': return _run_tf(args)
+    if args.target == 'store':                                # 18_data.store_bench: the build's growth
+        from seemore_nb.data.store_bench import run_store_bench
+        try: sizes = tuple(int(n) for n in args.sizes.split(','))
+        except ValueError:
+            raise ConfigError(f'--sizes {args.sizes!r}: give numbers of tickers, e.g. 16,64,256') from None
+        return run_store_bench(sizes, args.config or 'cpu', args.overrides, args.record)
     if args.target == 'gpu':                                  # 70_tools.gpu: the paper profile on one GPU
         from seemore_nb.tools.gpu import run_gpu
         return run_gpu(args.config or 'paper', args.overrides, args.budget)
