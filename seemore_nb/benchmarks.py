@@ -21,8 +21,8 @@ BENCHMARKS = 'figures/benchmarks.json'
 def _commit() -> str | None:
     "The checked-out commit, when the project is a git checkout."
     try:
-        out = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=project_root(), capture_output=True, text=True,
-                             timeout=10)
+        out = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=project_root(), capture_output=True,
+                             text=True, timeout=10)
     except (OSError, subprocess.SubprocessError): return None
     return out.stdout.strip() or None if out.returncode == 0 else None
 
@@ -32,7 +32,8 @@ def read_benchmarks(path=None) -> dict:
     try: record = json.loads(path.read_text())
     except FileNotFoundError: return {}
     except ValueError as e:
-        raise SeemoreError(f'{path}: not valid JSON ({e}); restore it (`git checkout {BENCHMARKS}`) or delete it') from None
+        raise SeemoreError(f'{path}: not valid JSON ({e}); restore it (`git checkout {BENCHMARKS}`) or delete it'
+                           ) from None
     if not isinstance(record, dict) or not all(isinstance(e, dict) and 'name' in e for e in record.values()):
         raise SeemoreError(f'{path}: not a benchmark record (an object of entries with a name); restore or delete it')
     return record
@@ -43,8 +44,8 @@ def record_benchmark(name: str, line: str, result: dict, path=None) -> dict:
     entry = dict(name=name, line=line, result=result, machine=machine, commit=_commit(),
                  date=datetime.now(timezone.utc).isoformat(timespec='seconds'))
     record = read_benchmarks(path) | {f'{name} | {machine["model"]}': entry}
-    atomic_write(resolve_path(path or BENCHMARKS), lambda f: f.write(json.dumps(record, indent=1, sort_keys=True) + '\n'),
-                 mode='w')
+    text = json.dumps(record, indent=1, sort_keys=True) + '\n'
+    atomic_write(resolve_path(path or BENCHMARKS), lambda f: f.write(text), mode='w')
     return entry
 
 def latest_benchmark(name: str, path=None) -> dict | None:

@@ -1,10 +1,13 @@
-"""Store keys that follow the data, old RGB stores rebuilt, no orphans after kill -9, a full disk reported in one line."""
+"""Store keys that follow the data, old RGB stores rebuilt, stopped builds resumed without orphans, a full disk reported in
+one line, a build that writes what it stores once, and the store benchmark."""
 import errno
 import json
+import re
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -188,3 +191,18 @@ def test_disk_full_is_one_line_and_keeps_only_finished_work(smoke, reference, mo
     renders = counting_renders(monkeypatch)
     assert_same_store(build_store(smoke, progress=False), reference)
     assert renders == []
+
+
+def test_the_store_benchmark_prints_its_ratio_last_and_records_it(tmp_path):
+    record = tmp_path/'benchmarks.json'
+    proc = subprocess.run([str(Path(sys.executable).parent/'seemore_bench'), 'store', '--config', 'smoke', '--sizes', '2,3',
+                           'data.start=2011-06-01', 'data.end=2012-12-31', '--record', str(record)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = proc.stdout.strip().splitlines()
+    assert [l.split(',')[0] for l in lines[:2]] == ['store: 2 tickers', 'store: 3 tickers']
+    assert lines[2].startswith('store growth from 2 to 3 tickers: time exponent ')
+    assert re.fullmatch(r'store: bytes written / store size (\d\.\d\dx|n/a) at 3 tickers \(runs .*\)', lines[-1])
+    [entry] = json.loads(record.read_text()).values()
+    assert entry['line'] == lines[-1] and [r['tickers'] for r in entry['result']['rows']] == [2, 3]
+    assert not list(Path(tempfile.gettempdir()).glob('seemore-store-bench-*'))      # the generated universe is gone

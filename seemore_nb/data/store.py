@@ -221,16 +221,17 @@ def _build(cfg: Config, folder: Path, rebuild: bool, progress: bool) -> Path:
         atomic_write(tmp/'index.parquet', lambda f: index.to_parquet(f))
         mine = written_bytes()                    # Linux adds an ended child's count to its parent's: the workers'
         wrote = None if None in (own, mine) else mine - own
-        _write_manifest(cfg, key, tmp, windows, index, context_pos, fit, dict(
-            seconds=time.perf_counter() - start, bytes_written=wrote, kept_images=sum(e['images'] for e in kept.values())))
+        kept_images = sum(e['images'] for e in kept.values())
+        _write_manifest(cfg, key, tmp, windows, index, context_pos, fit,
+                        dict(seconds=time.perf_counter() - start, bytes_written=wrote, kept_images=kept_images))
         if folder.exists(): shutil.rmtree(folder)
         os.replace(tmp, folder)
     except OSError as e:
         if e.errno != errno.ENOSPC:
             say_kept(tmp, total); raise
         need = 2 * (len(index) + len(context_pos)) * size ** 2
-        message = (f'no space left on {root} (the store needs about {need / 2**20:.0f} MiB); free some space there or set '
-                   'store.root to a folder on another disk')
+        message = (f'no space left on {root} (the store needs about {need / 2**20:.0f} MiB); free some space there or '
+                   'set store.root to a folder on another disk')
         if finished_items(tmp): message += f'; {kept_line(tmp, total)}'
         else: shutil.rmtree(tmp, ignore_errors=True)
         raise StoreSpaceError(message) from None

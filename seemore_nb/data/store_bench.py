@@ -29,8 +29,8 @@ START, END = '2004-06-01', '2013-03-01'
 TARGETS = dict(write_ratio=1.3, time_exponent=1.1, images_per_s=4000)
 
 def random_walk_universe(folder, n_tickers: int, seed: int = 0) -> list[str]:
-    """`n_tickers` random-walk tickers as CSV files in yfinance's layout on the sample's S&P 500 calendar from `START` to
-    `END`, with the sample's ^GSPC and ^VIX beside them; their names."""
+    """`n_tickers` random-walk tickers as CSV files in yfinance's layout on the sample's S&P 500 calendar from
+    `START` to `END`, with the sample's ^GSPC and ^VIX beside them; their names."""
     sample, folder = resolve_path(DataConfig.sample_dir), Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     for name in ('^GSPC', '^VIX'): shutil.copy(sample/f'{name}.csv', folder)
@@ -56,8 +56,8 @@ seconds = time.perf_counter() - start
 m = open_store(folder, cfg, verify=False).manifest
 rss = max(resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
 size = sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
-print('BENCH', json.dumps(dict(seconds=seconds, images=2 * (m['samples'] + m['dates']), bytes_written=m['bytes_written'],
-                               store_bytes=size, peak_rss=1024 * rss)))
+print('BENCH', json.dumps(dict(seconds=seconds, images=2 * (m['samples'] + m['dates']),
+                               bytes_written=m['bytes_written'], store_bytes=size, peak_rss=1024 * rss)))
 """
 
 def measure_build(profile: str, overrides: list[str], threads: int = 1) -> dict:
@@ -104,7 +104,8 @@ def store_lines(r: dict) -> list[str]:
              + f" for a {row['store_bytes'] / 2**20:,.0f} MiB store, peak memory {row['peak_rss'] / 2**20:,.0f} MiB"
              for row in r['rows']]
     lines.append(f"store growth from {r['rows'][0]['tickers']} to {r['rows'][-1]['tickers']} tickers: time exponent "
-                 f"{_exponent(r['time_exponent'])}, bytes-written exponent {_exponent(r['bytes_exponent'])} (1 is linear)")
+                 f"{_exponent(r['time_exponent'])}, bytes-written exponent {_exponent(r['bytes_exponent'])}"
+                 " (1 is linear)")
     lines.append(f"store: bytes written / store size {_ratio(r['write_ratio'])} at {r['rows'][-1]['tickers']} tickers "
                  f"(runs {', '.join(_ratio(row['write_ratio']) for row in r['rows'])})")
     return lines
@@ -139,7 +140,8 @@ def plot_store_growth(r: dict, path=None):
         ax.loglog(rows['images'], rows[column], 'o-', label='measured')
         ax.loglog(rows['images'], rows[column].iloc[0] * rows['images'] / rows['images'].iloc[0], ':', color='grey',
                   label='linear from the smallest')
-        for _, row in rows.iterrows(): ax.annotate(f"{row['tickers']} tickers", (row['images'], row[column]), fontsize=7)
+        for _, row in rows.iterrows():
+            ax.annotate(f"{row['tickers']} tickers", (row['images'], row[column]), fontsize=7)
         ax.set_xlabel('images'); ax.set_ylabel(label); ax.legend()
     axes[0].set_title(f"time exponent {_exponent(r['time_exponent'])}")
     if not rows['bytes_written'].isna().any():

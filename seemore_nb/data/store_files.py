@@ -164,9 +164,9 @@ class BuildJournal:
 
 def resume_build(root: Path, key: str, plan: dict, fresh: bool = False) -> tuple[Path, dict]:
     """This process's building folder for the store `key` and the items kept in it: the folder of a stopped build of
-    `key` with the same `plan` (a dead process's, or this process's own; the one with most finished items) moved here, or
-    an empty folder and {} (always when `fresh`). Call it holding the store's `build_lock`. The caller allocates the
-    arrays and then calls `write_plan` in an empty one."""
+    `key` with the same `plan` (a dead process's, or this process's own; the one with most finished items) moved
+    here, or an empty folder and {} (always when `fresh`). Call it holding the store's `build_lock`. The caller
+    allocates the arrays and then calls `write_plan` in an empty one."""
     tmp = building_dir(root, key)                   # this process's own, from a build it stopped, is a candidate too
     best, kept = None, {}
     for dead in [] if fresh else [tmp] * tmp.exists() + dead_builds(root, key):
@@ -197,8 +197,9 @@ def mention_stopped_builds(root: Path, key: str):
     others = [p for p in dead_builds(root) if not p.name.startswith(f'.{key}.')]
     if others:
         size = sum(_disk_bytes(p) for p in others)
-        print(f'seemore_store: {len(others)} stopped build(s) of other stores keep {size / 2**20:.0f} MiB under {root}: '
-              'building those stores again resumes them, `seemore_store --prune` removes them', file=sys.stderr)
+        print(f'seemore_store: {len(others)} stopped build(s) of other stores keep {size / 2**20:.0f} MiB under '
+              f'{root}: building those stores again resumes them, `seemore_store --prune` removes them',
+              file=sys.stderr)
 
 # %% ../../nbs/15_data.store_files.ipynb #7ed0e962
 def allocate(path: Path, shape: tuple):
@@ -220,8 +221,8 @@ def array_offset(path: Path) -> int:
         return f.tell()
 
 def write_rows(path: Path, offset: int, start: int, rows: np.ndarray):
-    """Write `rows` (uint8, C order) into the `.npy` at `path` whose data starts at `offset`, from row `start` on; return
-    once they are on disk."""
+    """Write `rows` (uint8, C order) into the `.npy` at `path` whose data starts at `offset`, from row `start` on;
+    return once they are on disk."""
     data = memoryview(np.ascontiguousarray(rows, np.uint8)).cast('B')
     at = offset + start * (data.nbytes // max(len(rows), 1))
     fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
@@ -234,7 +235,7 @@ def write_rows(path: Path, offset: int, start: int, rows: np.ndarray):
         os.close(fd)
 
 def written_bytes() -> int | None:
-    "Bytes this process has sent to storage so far (`write_bytes` of `/proc/self/io`); None where there is no such count."
+    "Bytes this process has written to storage so far (`write_bytes` of `/proc/self/io`); None where not counted."
     try:
         with open('/proc/self/io') as f:
             return next(int(line.split()[1]) for line in f if line.startswith('write_bytes:'))
