@@ -348,6 +348,8 @@ class ClusterConfig:
     # a job the scheduler killed (time limit, preemption) is resubmitted this many times; it resumes its checkpoint
     max_resubmits: int = field(default=2, metadata=_at_least(0))
     logs: str = 'runs/jobs'            # submitit's job folders: scripts, stdout and stderr of each job
+    # Slurm jobs keep running when the command that sent them stops (SIGTERM, Ctrl-C); off: it cancels them
+    detach: bool = False
 
     def validate(self, cfg):
         for key in ('partition', 'account'):

@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from conftest import ROOT, SCRIPT, reproduce
@@ -35,10 +36,13 @@ def test_rows_run_as_local_jobs_and_a_second_pass_sends_none(tmp_path):
     proc = reproduce(*args(tmp_path, 'toy-*'), timeout=300)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-3000:]
-    assert 'sent 2 job(s) to local' in out and '2 ran, 0 skipped, 0 failed' in out, out[-3000:]
+    assert out.count('sent 1 job(s) to local') == 2 and '2 ran, 0 skipped, 0 failed' in out, out[-3000:]
     done = {p.parent.name.split('-')[2]: json.loads(p.read_text())
             for p in (tmp_path/'runs').glob('smoke-toy-*/complete.json')}
     assert {k: v['epochs'] for k, v in done.items()} == {'a': 2, 'b': 1}
+    spans = sorted((m['epoch_start'].min(), m['epoch_end'].max()) for m in
+                   (pd.read_csv(p) for p in (tmp_path/'runs').glob('smoke-toy-*/metrics.csv')))
+    assert spans[0][1] <= spans[1][0], spans                     # one machine: one job at a time, never side by side
     jobs = sorted(p for p in (tmp_path/'runs'/'jobs').iterdir() if p.name.isdigit())      # one folder per job id
     assert len(jobs) == 2 and all(list(j.glob('*_log.out')) for j in jobs)
     again = reproduce(*args(tmp_path, 'toy-*'), timeout=120)
@@ -100,3 +104,29 @@ def test_a_bad_executor_is_a_one_line_error(tmp_path, monkeypatch, capsys):
     assert main(['--config', 'smoke', '--executor', 'local', f'train.runs_dir={tmp_path}']) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "pip install 'seemore_nb[cluster]'" in err[0], err
+
+
+@pytest.mark.parametrize('sig', [signal.SIGTERM, signal.SIGKILL])
+def test_a_stopped_local_driver_takes_its_jobs_with_it(tmp_path, sig):
+    psutil = pytest.importorskip('psutil')
+    grid(tmp_path, ('toy-slow', 300, ['train.checkpoint_every=1']))
+    cmd = [str(SCRIPT), '--config', 'smoke', *args(tmp_path, 'toy-slow')]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT, env=ENV,
+                            start_new_session=True)                  # as `setsid`: not in the test's process group
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not list((tmp_path/'runs').glob('smoke-toy-slow-*/checkpoints/step-*')):
+            time.sleep(0.1)
+        family = psutil.Process(proc.pid).children(recursive=True)
+        assert any('submitit.core._submit' in ' '.join(p.cmdline()) for p in family), 'no job process found'
+        proc.send_signal(sig)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None: proc.kill()
+    time.sleep(10)
+    alive = [p for p in family if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    assert not alive, [' '.join(p.cmdline())[:120] for p in alive]
+    assert not list((tmp_path/'runs').glob('smoke-toy-slow-*/complete.json'))      # it did not train on to the end
+    if sig == signal.SIGTERM:
+        assert proc.returncode == 128 + sig and re.search(r'stopped with this command: toy-slow \(job \d+\)', out), out
+        assert 'interrupted toy-slow' in out and 'Traceback' not in out, out[-3000:]

@@ -223,3 +223,23 @@ def test_the_engine_benchmark_runs_each_side_in_a_fresh_process_on_the_grid_cell
     r = benchmark_tf('smoke', repeats=1, cells=('pytorch_1', 'tensorflow_1'))
     assert r['pytorch_processes_with_tensorflow'] == 0 and all(len(v) == 1 for v in r['runs'].values())
     assert r['ratio'] == pytest.approx(r['tensorflow_1'] / r['pytorch_1']) and r['ratio'] > 0
+
+
+def test_an_edited_or_invalid_complete_json_is_damaged_in_one_line_and_trained_again(smoke):
+    folder = lambda cell: next(p.parent for p in sorted(smoke.runs.glob(f'smoke-{cell}-*/complete.json')))
+    edited, broken = folder('pt-store-bf16-1dev')/'complete.json', folder('pt-parallel-1dev')/'complete.json'
+    record = json.loads(edited.read_text())
+    accuracy = record['final']['val_accuracy']
+    edited.write_text(edited.read_text().replace(json.dumps(accuracy), json.dumps(round(1 - accuracy, 4)), 1))
+    broken.write_text(broken.read_text()[:-10])                                  # cut short: not JSON any more
+    listed = reproduce(*smoke.overrides, '--list', timeout=120)
+    assert listed.returncode == 0 and 'Traceback' not in listed.stderr, listed.stderr[-2000:]
+    lines = listed.stdout.splitlines()
+    assert any(re.search(r'pt-store-bf16-1dev.* damaged: complete.json was edited after the run wrote it', l) for l in lines)
+    assert any(re.search(r'pt-parallel-1dev.* damaged: complete.json is not valid JSON', l) for l in lines)
+    assert any(re.search(r'pt-store-1dev.* done', l) for l in lines)                 # the other cells are still read
+    proc = reproduce(*smoke.overrides, '--only', 'pt-store-bf16-1dev,pt-parallel-1dev', timeout=600)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    assert json.loads(edited.read_text())['final']['val_accuracy'] == accuracy     # trained again from its checkpoint
+    assert 'is damaged (complete.json was edited' in (edited.parent/'train_run.ipynb').read_text()
+    assert json.loads(broken.read_text())['digest']

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import secrets
@@ -26,9 +27,9 @@ from ..config import (Config, ConfigError, SeemoreError, atomic_write, config_di
 
 # %% auto #0
 __all__ = ['RESUMABLE_CHANGES', 'OTHER_STAGES', 'TIMING_COLUMNS', 'RUN_FILES', 'RunError', 'new_run_id', 'run_dir', 'RunLock',
-           'changed_keys', 'refuse_changed', 'file_record', 'run_damage', 'RunFolder', 'epoch_row', 'end_epoch',
-           'FinishedRun', 'load_run', 'TrainingError', 'newest_checkpoint', 'prune_checkpoints', 'RunInterrupted',
-           'resume_hint', 'stopped_message', 'GracefulStop', 'diverged_error']
+           'changed_keys', 'refuse_changed', 'file_record', 'run_damage', 'record_digest', 'read_record', 'RunFolder',
+           'epoch_row', 'end_epoch', 'FinishedRun', 'load_run', 'TrainingError', 'newest_checkpoint',
+           'prune_checkpoints', 'RunInterrupted', 'resume_hint', 'stopped_message', 'GracefulStop', 'diverged_error']
 
 # %% ../../nbs/20_engine.runs.ipynb #94744c31
 class RunError(SeemoreError):
@@ -54,6 +55,15 @@ class RunLock:
     def holder(self) -> dict:
         try: return json.loads(self.path.read_text() or '{}')
         except (OSError, ValueError): return {}
+
+    def busy(self) -> dict | None:
+        "The holder of the lock ({} when it wrote none) while a live process holds it, else None; takes nothing."
+        if not self.path.exists(): return None
+        fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        try: fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError: return self.holder()
+        finally: os.close(fd)
+        return None
 
     def acquire(self) -> 'RunLock':
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -132,6 +142,26 @@ def run_damage(folder: Path, record: dict) -> list[str]:
             out.append(f'{name} changed since the run wrote it (its SHA-256 differs)')
     return out
 
+def record_digest(record: dict) -> str:
+    "The SHA-256 of a `complete.json` record without its own `digest`, as canonical JSON: the record's own seal."
+    body = {k: v for k, v in record.items() if k != 'digest'}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+def read_record(folder: Path) -> tuple[dict | None, list[str]]:
+    """`complete.json` of the run in `folder` and what is wrong with the run, each reason a phrase: (None, []) without
+    one; the record is damaged when it cannot be read, is not valid JSON or was edited (its digest differs), and the
+    run when a file it vouches for is missing or changed (`run_damage`). Every reader of a run goes through it."""
+    try: text = (Path(folder)/'complete.json').read_text()
+    except FileNotFoundError: return None, []
+    except (OSError, UnicodeDecodeError) as e: return None, [f'complete.json cannot be read ({e})']
+    try: record = json.loads(text)
+    except ValueError: return None, ['complete.json is not valid JSON']
+    if not isinstance(record, dict): return None, ['complete.json is not a JSON object']
+    legacy = 'digest' not in record and 'files' not in record       # written before records were sealed
+    if not legacy and record.get('digest') != record_digest(record):
+        return None, ['complete.json was edited after the run wrote it (its digest differs)']
+    return record, run_damage(Path(folder), record)
+
 class RunFolder:
     "The files of one run, `runs_dir/run_id/`, for any engine."
     def __init__(self, cfg: Config):
@@ -148,19 +178,17 @@ class RunFolder:
     def has_checkpoints(self) -> bool: return self.checkpoints.is_dir() and any(self.checkpoints.iterdir())
 
     def record(self) -> dict | None:
-        "`complete.json` as written, whatever the state of the files it vouches for; None when absent."
-        path = self.dir/'complete.json'
-        return json.loads(path.read_text()) if path.exists() else None
+        "`complete.json` as written and sealed, whatever the state of the files it vouches for; else None."
+        return read_record(self.dir)[0]
 
     def damage(self) -> list[str]:
-        "What is wrong with the files `complete.json` vouches for (see `run_damage`); empty when it is absent."
-        record = self.record()
-        return run_damage(self.dir, record) if record is not None else []
+        "What is wrong with `complete.json` or the files it vouches for (`read_record`); empty when it is absent."
+        return read_record(self.dir)[1]
 
     def complete(self) -> dict | None:
-        "The completion record of a finished run whose files are intact, else None."
-        record = self.record()
-        return record if record is not None and not run_damage(self.dir, record) else None
+        "The completion record of a finished run whose record and files are intact, else None."
+        record, damage = read_record(self.dir)
+        return None if damage else record
 
     def check_resume(self):
         """Refuse (ConfigError naming the keys) to continue checkpoints trained with other settings, or a finished run
@@ -187,8 +215,9 @@ class RunFolder:
                 else: path.unlink(missing_ok=True)
         damage = self.damage()
         if damage:
-            print(f'run {self.dir.name} is damaged ({"; ".join(damage)}): training it again from its last '
-                  'checkpoint', file=sys.stderr, flush=True)
+            source = 'its last checkpoint' if self.has_checkpoints() else 'scratch (it has no checkpoint left)'
+            print(f'run {self.dir.name} is damaged ({"; ".join(damage)}): training it again from {source}',
+                  file=sys.stderr, flush=True)
             (self.dir/'complete.json').unlink()
         done = self.complete()
         # more epochs asked for
@@ -230,10 +259,10 @@ class RunFolder:
         atomic_write(self.dir/'timing.parquet', lambda f: timing.to_parquet(f))
         rows = {'metrics.csv': len(history), 'timing.parquet': len(timing), 'config.yaml': None}
         machine = cpu_info() | {'gpu': summary.pop('gpu', None)}      # what decides the timings: the footers read it
-        summary = summary | {'machine': machine,
-                             'files': {name: file_record(self.dir/name, rows[name]) for name in RUN_FILES}}
-        atomic_write(self.dir/'complete.json', lambda f: f.write(json.dumps(summary, indent=1, default=float)),
-                     mode='w')
+        summary = json.loads(json.dumps(summary | {'machine': machine, 'files': {
+            name: file_record(self.dir/name, rows[name]) for name in RUN_FILES}}, default=float))   # as it reads back
+        text = json.dumps(summary | {'digest': record_digest(summary)}, indent=1)
+        atomic_write(self.dir/'complete.json', lambda f: f.write(text), mode='w')
 
 # %% ../../nbs/20_engine.runs.ipynb #a8322aa4
 def epoch_row(epoch: int, train: dict, val: dict, start: float, end: float) -> dict:
@@ -284,11 +313,9 @@ def load_run(folder) -> FinishedRun:
     and the reason."""
     folder = Path(folder)
     redo = 'make it again with seemore_reproduce --only CELL (see --list), or seemore_train with its train.run_id'
-    if not (folder/'complete.json').exists():
-        raise RunError(f'{folder}: not a finished run (no complete.json); {redo}')
-    record = json.loads((folder/'complete.json').read_text())
-    damage = run_damage(folder, record)
+    record, damage = read_record(folder)
     if damage: raise RunError(f'{folder}: a damaged run ({"; ".join(damage)}); {redo}')
+    if record is None: raise RunError(f'{folder}: not a finished run (no complete.json); {redo}')
     return FinishedRun(folder, read_yaml((folder/'config.yaml').read_text()), pd.read_csv(folder/'metrics.csv'),
                        pd.read_parquet(folder/'timing.parquet'), record)
 

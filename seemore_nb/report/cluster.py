@@ -9,7 +9,9 @@ import dataclasses
 import os
 import shutil
 import signal
+import socket
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,8 +19,8 @@ from pathlib import Path
 from ..config import SeemoreError, resolve_path
 
 # %% auto #0
-__all__ = ['EXECUTORS', 'ClusterError', 'check_executor', 'job_gpus', 'job_gpu_limit', 'make_executor', 'CellJob', 'submit_jobs',
-           'job_log', 'job_error', 'wait_jobs']
+__all__ = ['EXECUTORS', 'DRIVER_GRACE', 'ClusterError', 'check_executor', 'job_gpus', 'job_gpu_limit', 'make_executor',
+           'driver_alive', 'CellJob', 'submit_jobs', 'job_log', 'job_error', 'stop_jobs', 'wait_jobs']
 
 # %% ../../nbs/67_report.cluster.ipynb #c1a50006
 EXECUTORS = ('inline', 'local', 'slurm')     # --executor: this process, submitit's LocalExecutor, Slurm
@@ -65,6 +67,29 @@ def make_executor(kind: str, cfg):
     return executor
 
 # %% ../../nbs/67_report.cluster.ipynb #c1a50012
+DRIVER_GRACE = 5.0              # seconds a job whose driver is gone has to stop its row before it exits
+
+def driver_alive(pid: int) -> bool:
+    "Whether process `pid` of this host is running (a zombie, killed but not yet reaped, is not)."
+    try: os.kill(pid, 0)
+    except ProcessLookupError: return False
+    except PermissionError: pass                        # alive, another user's
+    try: state = Path(f'/proc/{pid}/stat').read_text().rsplit(')', 1)[1].split()[0]
+    except (OSError, IndexError): return True           # no /proc here: os.kill's answer
+    return state not in ('Z', 'X')
+
+def _watch_driver(label: str, pid: int, orphan: threading.Event, ended: threading.Event, poll: float = 0.5):
+    """In a job: when the driver `pid` is gone, stop the row (SIGTERM to this process); exit if the job has not
+    `ended` `DRIVER_GRACE` seconds later."""
+    while driver_alive(pid):
+        if ended.wait(poll): return
+    print(f'{label}: its driver (PID {pid}) is gone: stopping the row', flush=True)
+    orphan.set()
+    os.kill(os.getpid(), signal.SIGTERM)
+    if ended.wait(DRIVER_GRACE): return
+    print(f'{label}: still running {DRIVER_GRACE:.0f} s after its driver went: exiting', flush=True)
+    os._exit(1)
+
 @dataclass
 class CellJob:
     "One grid row as a submitit job: `work(row, profile, overrides)` under the grid's `stop`; requeued after a stop."
@@ -75,6 +100,7 @@ class CellJob:
     overrides: list = field(default_factory=list)
     max_resubmits: int = 2
     resubmits: int = 0
+    driver: tuple = ()          # (host, pid) of the command that sent it: a job on that host stops when it is gone
 
     def __call__(self):
         label, stop = self.row['label'], self.stop()
@@ -82,12 +108,16 @@ class CellJob:
         handed_on = signal.getsignal(signal.SIGUSR2)              # in a job: submitit's checkpoint-and-requeue
         again = f' (resubmission {self.resubmits} of {self.max_resubmits})' if self.resubmits else ''
         print(f'{label}: job process {os.getpid()}{again}', flush=True)
-        outcome = None
+        outcome, orphan, ended = None, threading.Event(), threading.Event()
+        if self.driver and self.driver[0] == socket.gethostname():
+            threading.Thread(target=_watch_driver, args=(label, self.driver[1], orphan, ended), daemon=True).start()
         with stop:
             try: outcome = self.work(self.row, self.profile, self.overrides)
             except KeyboardInterrupt: pass                        # stopped before or after its kernel
+            finally: ended.set()
         if stop.signal:
             print(f'{label}: stopped on {stop.signal}', flush=True)
+            if orphan.is_set(): raise KeyboardInterrupt(f'{label}: stopped with its driver')   # no one to requeue for
             if callable(handed_on): handed_on(signal.SIGUSR2, None)   # requeues (exits) or fails the job
         if outcome is None: raise KeyboardInterrupt(f'{label}: stopped on {stop.signal}')
         return stop.outcome(outcome)
@@ -106,11 +136,12 @@ class CellJob:
 
 # %% ../../nbs/67_report.cluster.ipynb #c1a50015
 def submit_jobs(executor, rows, work, stop, profile: str, overrides, cfg, device_kind=None) -> list[tuple]:
-    "Send each row as a `CellJob`; (row, job) pairs."
-    jobs = []
+    "Send each row as a `CellJob` that knows its driver, this process; (row, job) pairs."
+    jobs, driver = [], (socket.gethostname(), os.getpid())
     for row in rows:
-        executor.update_parameters(name=f"seemore-{row['label']}", gpus_per_node=job_gpus(row, cfg, device_kind))
-        cell = CellJob(work, stop, row, profile, list(overrides), cfg.cluster.max_resubmits)
+        executor.update_parameters(name=f"seemore-{row['label']}", gpus_per_node=job_gpus(row, cfg, device_kind),
+                                   slurm_exclusive=row.kind == 'timing')      # a timing shares no node
+        cell = CellJob(work, stop, row, profile, list(overrides), cfg.cluster.max_resubmits, driver=driver)
         jobs.append((row, executor.submit(cell)))
     return jobs
 
@@ -125,6 +156,16 @@ def job_error(e: BaseException) -> str:
         trace = [l.strip() for l in text.split('-' * 22)[1].splitlines() if l.strip()]
         if trace: return trace[-1]
     return ' '.join(text.splitlines()[:2]) or type(e).__name__
+
+def stop_jobs(jobs, timeout: float = 30.0) -> list[str]:
+    "Cancel every job of the (row, job) pairs that has not ended and wait up to `timeout` s for them; their names."
+    stopped = [(row, job) for row, job in jobs if not job.done()]
+    for _, job in stopped:
+        try: job.cancel(check=False)
+        except Exception: pass                          # gone already, or the scheduler refused: it is named anyway
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not all(job.done() for _, job in stopped): time.sleep(0.2)
+    return [f"{row['label']} (job {job.job_id})" for row, job in stopped]
 
 def wait_jobs(jobs, poll: float = 1.0):
     "Yield (row, job, result, error) for each (row, job) pair as its job ends; `error` is None when it succeeded."

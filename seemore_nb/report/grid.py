@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..engine.runs import load_run, run_damage
+from ..engine.runs import load_run, read_record
 from ..config import (TASKS, PACKAGE_DIR, SeemoreError, bf16_native, config_hash, cpu_info, load_config,
                                profile_names, read_yaml)
 
@@ -176,12 +176,10 @@ def _status(cell: GridRow, meta: dict, gpus: int | None, folder: Path | None, ep
     if cell.profile != '-' and cell.profile not in profile_names(): return f'skipped: needs profile {cell.profile}'
     if meta.get('device_kind') == 'gpu' and cell.kind != 'stage' and cell.devices > gpus:
         return f'skipped: needs {cell.devices} GPUs, this machine has {gpus}'
-    if folder is not None and (folder/'complete.json').exists():
-        import json
-        record = json.loads((folder/'complete.json').read_text())
-        damage = run_damage(folder, record)
+    if folder is not None:
+        record, damage = read_record(folder)
         if damage: return f'damaged: {"; ".join(damage)}'
-        if record.get('epochs', 0) >= epochs: return 'done'
+        if record is not None and record.get('epochs', 0) >= epochs: return 'done'
     return 'todo'
 
 def _stage_done(cell: GridRow, profile: str, overrides) -> bool:

@@ -20,9 +20,9 @@ from pathlib import Path
 
 from ..config import (SeemoreError, add_config_args, config_from_args, guarded, load_config, os_error_line,
                                project_root, resolve_path, save_config)
-from ..engine.runs import GracefulStop
-from .cluster import (EXECUTORS, check_executor, job_gpu_limit, job_log, make_executor, submit_jobs,
-                                      wait_jobs)
+from ..engine.runs import GracefulStop, RunLock
+from .cluster import (EXECUTORS, check_executor, job_gpu_limit, job_log, make_executor, stop_jobs,
+                                      submit_jobs, wait_jobs)
 from .grid import GridError, format_plan, grid_path, grid_plan, load_grid, stage_module
 
 # %% auto #0
@@ -118,6 +118,10 @@ def run_cell(row, profile: str, overrides=()) -> Outcome:
         except Exception as e:
             return Outcome(row['label'], 'failed', time.perf_counter() - start, detail=_failure_line(e))
         return Outcome(row['label'], 'done', time.perf_counter() - start)
+    holder = RunLock(row.folder).busy()                # nothing is written into a live run's folder
+    if holder is not None:
+        return Outcome(row['label'], 'failed', detail=f"its run is in use by PID {holder.get('pid', '?')} on "
+                       f"{holder.get('host', '?')} ({row.folder}): wait for it to end, or stop it")
     out = row.folder/TRAIN_TEMPLATE
     try: timing = run_notebook(project_root()/'nbs'/'paper'/TRAIN_TEMPLATE, out, row.params)
     except Exception as e: return Outcome(row['label'], 'failed', time.perf_counter() - start, out, _failure_line(e))
@@ -206,21 +210,40 @@ def _job_outcome(row, job, result, error) -> Outcome:
     return Outcome(row['label'], 'failed', notebook=notebook if notebook and notebook.exists() else None,
                    detail=error, log=job_log(job))
 
+def _await_jobs(jobs, bar, outcomes: list, detach: bool) -> None:
+    """Report each job as it ends. On a stop (`GridStop` raises KeyboardInterrupt while no kernel runs here), cancel the
+    jobs still running (unless `detach`), name them, and let the stop go on."""
+    try:
+        for ended in wait_jobs(jobs):
+            outcomes.append(_job_outcome(*ended)); _write(outcomes[-1], bar)
+    except KeyboardInterrupt:
+        left = [(row, job) for row, job in jobs if row['label'] not in {o.name for o in outcomes}]
+        names = [f"{row['label']} (job {job.job_id})" for row, job in left] if detach else stop_jobs(left)
+        if names: bar.write(('left running: ' if detach else 'stopped with this command: ') + ', '.join(names))
+        for row, job in left:
+            outcomes.append(Outcome(row['label'], 'interrupted', log=job_log(job),
+                                    detail=f'job {job.job_id} ' + ('left running' if detach else 'stopped')))
+        raise
+
 def _run_grid(plan, profile: str, overrides, grid, cfg, executor: str, stop, bar, outcomes: list) -> None:
-    """The grid's rows: all here (`inline`), or each training row with something to do as a job (`local`,
-    `slurm`): those are sent first, the other rows report here while the jobs run, and the stages run after them."""
+    """The grid's rows: all here (`inline`), or each training row with something to do as a job: `local` sends one at
+    a time (on one machine no row runs beside another, so no timing is taken beside other work), `slurm` sends them
+    all (a timing row's job asks for whole nodes). The rows with nothing to do report first; the stages run after the
+    jobs."""
     rows = [row for _, row in plan.iterrows()]
     sent = [r for r in rows if executor != 'inline' and r.kind != 'stage'
             and (r.status == 'todo' or r.status.startswith('damaged'))]
     if not sent: return _run_rows(rows, profile, overrides, stop, bar, outcomes)
     device_kind = load_grid(grid or grid_path(profile))[0].get('device_kind')
-    jobs = submit_jobs(make_executor(executor, cfg), sent, run_cell, GridStop, profile, overrides, cfg, device_kind)
-    bar.write(f'sent {len(jobs)} job(s) to {executor}: ' + ', '.join(f"{r['label']} ({j.job_id})" for r, j in jobs))
+    runner = make_executor(executor, cfg)
     here = [r for r in rows if r['label'] not in {s['label'] for s in sent}]
     _run_rows([r for r in here if r.kind != 'stage'], profile, overrides, stop, bar, outcomes)
-    bar.set_description(f'waiting for {len(jobs)} job(s)')
-    for ended in wait_jobs(jobs):
-        outcomes.append(_job_outcome(*ended)); _write(outcomes[-1], bar)
+    for batch in ([r] for r in sent) if executor == 'local' else [sent]:
+        if stop.signal: return
+        jobs = submit_jobs(runner, batch, run_cell, GridStop, profile, overrides, cfg, device_kind)
+        bar.write(f'sent {len(jobs)} job(s) to {executor}: ' + ', '.join(f"{r['label']} ({j.job_id})" for r, j in jobs))
+        bar.set_description(f'waiting for {len(jobs)} job(s)')
+        _await_jobs(jobs, bar, outcomes, detach=executor == 'slurm' and cfg.cluster.detach)
     _run_rows([r for r in here if r.kind == 'stage'], profile, overrides, stop, bar, outcomes)
 
 def reproduce(
@@ -230,8 +253,8 @@ def reproduce(
     """Stages, the grid, the figure templates and RESULTS.md for `profile`; one Outcome per cell and template. A
     template whose inputs are unchanged since it last drew is skipped (`redraw`: draw every template again).
     `executor`: where the grid's training rows run (inline: here; local, slurm: as submitit jobs).
-    SIGTERM or Ctrl-C: the running cell ends with its checkpoint, nothing else starts, and `GridInterrupted` says how
-    to go on (jobs already sent keep running)."""
+    SIGTERM or Ctrl-C: the running cell ends with its checkpoint, nothing else starts, the jobs sent are stopped
+    (Slurm's: unless `cluster.detach`), and `GridInterrupted` says how to go on."""
     import fnmatch
     from tqdm import tqdm
     from seemore_nb.report.results import write_results
