@@ -243,3 +243,26 @@ def test_an_edited_or_invalid_complete_json_is_damaged_in_one_line_and_trained_a
     assert json.loads(edited.read_text())['final']['val_accuracy'] == accuracy     # trained again from its checkpoint
     assert 'is damaged (complete.json was edited' in (edited.parent/'train_run.ipynb').read_text()
     assert json.loads(broken.read_text())['digest']
+
+
+def test_a_run_beside_a_busy_process_is_marked_busy_listed_and_flagged(smoke, tmp_path):
+    from seemore_nb.engine.launch import launch, record_load
+    from seemore_nb.report.grid import grid_plan
+    from seemore_nb.report.results import results_markdown
+    from seemore_nb.config import load_config
+    burn = 'import time\nt = time.time()\nwhile time.time() - t < 60: pass'
+    burners = [subprocess.Popen([sys.executable, '-c', burn]) for _ in range(2)]     # every core taken by others
+    try: folder = launch('smoke', ['train.task=toy', 'train.epochs=1', f'train.runs_dir={tmp_path}', 'train.run_id=beside'])
+    finally:
+        for b in burners: b.kill()
+    load = json.loads((folder/'complete.json').read_text())['load']
+    assert load['busy'] and load['others_share'] > 0.2, load
+    run = next(p.parent for p in sorted(smoke.runs.glob('smoke-pt-store-1dev-*/complete.json')))
+    record_load(run, dict(load, others_share=0.5))                      # one of the grid's timing runs, as if busy
+    try:
+        listed = reproduce(*smoke.overrides, '--list', '--only', 'pt-store-1dev', timeout=120)
+        assert 'done (busy: others took 50% of the CPU)' in listed.stdout, listed.stdout
+        plan = grid_plan('smoke', smoke.overrides)
+        text = results_markdown(load_config('smoke', smoke.overrides), plan, [], [])
+        assert '**Measured on a busy machine:**' in text and run.name in text.split('**Measured on a busy machine:**')[1]
+    finally: record_load(run, dict(load, others_share=0.0, busy=False))

@@ -7,27 +7,30 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import os
 import re
 import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import json
 
-from ..config import (Config, add_config_args, config_from_args, guarded, load_config, save_config,
-                               with_overrides)
+from ..config import (Config, add_config_args, atomic_write, config_from_args, guarded, load_config,
+                               save_config, with_overrides)
 from .distributed import DistEnv, cpu_threads
 from ..core import die_with_parent
 from .machines import check_tf_config, this_node, torchrun_node_args
-from .runs import RunFolder, RunInterrupted, TrainingError, new_run_id, stopped_message
+from .runs import (RunFolder, RunInterrupted, TrainingError, new_run_id, read_record,
+                                    record_digest, stopped_message)
 from .trainer import task_for, train
 
 # %% auto #0
-__all__ = ['NOISE', 'failure_line', 'torchrun_command', 'supervise', 'run_torchrun', 'tf_worker_env', 'launch_tf', 'launch_node',
-           'launch', 'main']
+__all__ = ['NOISE', 'BUSY_SHARE', 'failure_line', 'torchrun_command', 'supervise', 'run_torchrun', 'tf_worker_env', 'launch_tf',
+           'launch_node', 'machine_load', 'record_load', 'launch', 'main']
 
 # %% ../../nbs/26_engine.launch.ipynb #136deb83
 NOISE = re.compile(r'^(\[default\d+\]:\s*|\*+|Setting OMP_NUM_THREADS.*|.*running over TCP without encryption.*)$')
@@ -155,6 +158,46 @@ def launch_node(cfg: Config) -> Path:
     return run.dir
 
 # %% ../../nbs/26_engine.launch.ipynb #ab2279ad
+BUSY_SHARE = 0.2      # a run is `busy` when other processes took more than this share of the machine's CPU time
+
+def _busy_cpu_seconds() -> float | None:
+    "CPU seconds the whole machine has spent busy since boot (`/proc/stat`), or None where there is no such count."
+    try:
+        with open('/proc/stat') as f: fields = [int(x) for x in f.readline().split()[1:9]]
+    except (OSError, ValueError): return None
+    user, nice, system, idle, iowait, irq, softirq, steal = fields
+    return (user + nice + system + irq + softirq + steal) / os.sysconf('SC_CLK_TCK')
+
+def _own_cpu_seconds() -> float:
+    "CPU seconds of this process and of its children that have ended (and theirs)."
+    import resource
+    usage = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+    return sum(u.ru_utime + u.ru_stime for u in usage)
+
+@contextlib.contextmanager
+def machine_load():
+    """Measure how much of the machine's CPU other processes took while the block ran: its own CPU time and its ended
+    children's is taken from the machine's busy time; yields a dict filled when the block ends."""
+    load, start, busy, own = {}, time.monotonic(), _busy_cpu_seconds(), _own_cpu_seconds()
+    try: yield load
+    finally:
+        wall, now = time.monotonic() - start, _busy_cpu_seconds()
+        if busy is not None and now is not None and wall > 0:
+            share = min(1.0, max(0.0, (now - busy) - (_own_cpu_seconds() - own)) / (wall * os.cpu_count()))
+            load.update(others_share=round(share, 4), busy=share > BUSY_SHARE, threshold=BUSY_SHARE,
+                        seconds=round(wall, 2))
+
+def record_load(folder: Path, load: dict):
+    "Add `load` to the finished run's `complete.json` and seal it again (nothing when the run did not finish)."
+    record, damage = read_record(folder)
+    if record is None or damage or not load: return
+    record = {k: v for k, v in record.items() if k != 'digest'} | {'load': load}
+    text = json.dumps(record | {'digest': record_digest(record)}, indent=1)
+    atomic_write(folder/'complete.json', lambda f: f.write(text), mode='w')
+    if load['busy']:
+        print(f"run {folder.name}: measured on a busy machine (other processes took {load['others_share']:.0%} of "
+              f"its CPU time, more than {BUSY_SHARE:.0%}): its timings are marked busy", file=sys.stderr, flush=True)
+
 def launch(config: Config | str = 'cpu', overrides=()) -> Path:
     "Train `config` (a Config, a profile name, or a YAML path) on `train.devices`; the run folder."
     cfg = config if isinstance(config, Config) else load_config(config, overrides)
@@ -171,13 +214,15 @@ def launch(config: Config | str = 'cpu', overrides=()) -> Path:
             print(f'run {cfg.train.run_id} is complete ({cfg.train.epochs} epochs): nothing to train', flush=True)
             return run.dir
         config_path = run.start()
-        # its own process: TF fixes devices at start
-        if cfg.train.framework == 'tensorflow': return launch_tf(cfg, config_path)
-        if (cfg.train.devices > 1 or this_node(cfg).nodes > 1) and cfg.train.strategy != 'dp':
-            task_for(cfg).prepare(DistEnv())                   # build the store once, before any rank starts
-            run_torchrun(cfg, config_path)
-            return run.dir
-        return train(cfg, started=True)
+        with machine_load() as load:                           # how busy the machine was while the run trained
+            # its own process: TF fixes devices at start
+            if cfg.train.framework == 'tensorflow': launch_tf(cfg, config_path)
+            elif (cfg.train.devices > 1 or this_node(cfg).nodes > 1) and cfg.train.strategy != 'dp':
+                task_for(cfg).prepare(DistEnv())               # build the store once, before any rank starts
+                run_torchrun(cfg, config_path)
+            else: train(cfg, started=True)
+        record_load(run.dir, load)
+        return run.dir
 
 # %% ../../nbs/26_engine.launch.ipynb #d5f3f155
 def main(argv=None) -> int:

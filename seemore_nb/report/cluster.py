@@ -20,7 +20,8 @@ from ..config import SeemoreError, resolve_path
 
 # %% auto #0
 __all__ = ['EXECUTORS', 'DRIVER_GRACE', 'ClusterError', 'check_executor', 'job_gpus', 'job_gpu_limit', 'make_executor',
-           'driver_alive', 'CellJob', 'submit_jobs', 'job_log', 'job_error', 'stop_jobs', 'wait_jobs']
+           'driver_alive', 'driver_stop_file', 'CellJob', 'submit_jobs', 'job_log', 'job_error', 'stop_jobs',
+           'wait_jobs']
 
 # %% ../../nbs/67_report.cluster.ipynb #c1a50006
 EXECUTORS = ('inline', 'local', 'slurm')     # --executor: this process, submitit's LocalExecutor, Slurm
@@ -78,12 +79,17 @@ def driver_alive(pid: int) -> bool:
     except (OSError, IndexError): return True           # no /proc here: os.kill's answer
     return state not in ('Z', 'X')
 
-def _watch_driver(label: str, pid: int, orphan: threading.Event, ended: threading.Event, poll: float = 0.5):
-    """In a job: when the driver `pid` is gone, stop the row (SIGTERM to this process); exit if the job has not
-    `ended` `DRIVER_GRACE` seconds later."""
-    while driver_alive(pid):
+def driver_stop_file(cfg) -> Path:
+    "The file whose existence tells this process's local jobs to stop (`stop_jobs`), under `cluster.logs`."
+    return resolve_path(cfg.cluster.logs)/f'.stop-{socket.gethostname()}-{os.getpid()}'
+
+def _watch_driver(label: str, driver: tuple, orphan: threading.Event, ended: threading.Event, poll: float = 0.5):
+    """In a job: when the `driver` (host, pid, stop file) is gone or asks it to stop, stop the row (SIGTERM to this
+    process); exit if the job has not `ended` `DRIVER_GRACE` seconds later."""
+    _, pid, stop_file = driver
+    while driver_alive(pid) and not Path(stop_file).exists():
         if ended.wait(poll): return
-    print(f'{label}: its driver (PID {pid}) is gone: stopping the row', flush=True)
+    print(f'{label}: its driver (PID {pid}) stopped: stopping the row', flush=True)
     orphan.set()
     os.kill(os.getpid(), signal.SIGTERM)
     if ended.wait(DRIVER_GRACE): return
@@ -100,7 +106,7 @@ class CellJob:
     overrides: list = field(default_factory=list)
     max_resubmits: int = 2
     resubmits: int = 0
-    driver: tuple = ()          # (host, pid) of the command that sent it: a job on that host stops when it is gone
+    driver: tuple = ()          # (host, pid, stop file) of the command that sent it: the job stops with it
 
     def __call__(self):
         label, stop = self.row['label'], self.stop()
@@ -110,7 +116,7 @@ class CellJob:
         print(f'{label}: job process {os.getpid()}{again}', flush=True)
         outcome, orphan, ended = None, threading.Event(), threading.Event()
         if self.driver and self.driver[0] == socket.gethostname():
-            threading.Thread(target=_watch_driver, args=(label, self.driver[1], orphan, ended), daemon=True).start()
+            threading.Thread(target=_watch_driver, args=(label, self.driver, orphan, ended), daemon=True).start()
         with stop:
             try: outcome = self.work(self.row, self.profile, self.overrides)
             except KeyboardInterrupt: pass                        # stopped before or after its kernel
@@ -137,7 +143,8 @@ class CellJob:
 # %% ../../nbs/67_report.cluster.ipynb #c1a50015
 def submit_jobs(executor, rows, work, stop, profile: str, overrides, cfg, device_kind=None) -> list[tuple]:
     "Send each row as a `CellJob` that knows its driver, this process; (row, job) pairs."
-    jobs, driver = [], (socket.gethostname(), os.getpid())
+    jobs, driver = [], (socket.gethostname(), os.getpid(), str(driver_stop_file(cfg)))
+    driver_stop_file(cfg).unlink(missing_ok=True)           # left by an earlier process with this PID
     for row in rows:
         executor.update_parameters(name=f"seemore-{row['label']}", gpus_per_node=job_gpus(row, cfg, device_kind),
                                    slurm_exclusive=row.kind == 'timing')      # a timing shares no node
@@ -157,10 +164,12 @@ def job_error(e: BaseException) -> str:
         if trace: return trace[-1]
     return ' '.join(text.splitlines()[:2]) or type(e).__name__
 
-def stop_jobs(jobs, timeout: float = 30.0) -> list[str]:
-    "Cancel every job of the (row, job) pairs that has not ended and wait up to `timeout` s for them; their names."
+def stop_jobs(jobs, stop_file: Path | None = None, timeout: float = 30.0) -> list[str]:
+    """Stop every job of the (row, job) pairs that has not ended, through the driver's `stop_file` (local jobs) or the
+    scheduler (`cancel`), and wait up to `timeout` s for them; their names."""
     stopped = [(row, job) for row, job in jobs if not job.done()]
-    for _, job in stopped:
+    if stop_file is not None: stop_file.parent.mkdir(parents=True, exist_ok=True); stop_file.touch()
+    for _, job in stopped if stop_file is None else []:
         try: job.cancel(check=False)
         except Exception: pass                          # gone already, or the scheduler refused: it is named anyway
     deadline = time.monotonic() + timeout

@@ -192,7 +192,8 @@ def grid_plan(
 ) -> pd.DataFrame:
     """One row per run of a cell, in the order they run (round 1 of every cell, then round 2 of the repeated ones, …):
     the table's columns, `repeat` (1-based), `repeats`, `label` (the name, with `[<k>/<n>]` when repeated), `variant`,
-    `run_id`, `folder`, `source` (the data source), `status` and the template's parameters (`stages=False`: a stage is
+    `run_id`, `folder`, `source` (the data source), `status`, `busy` (for a finished run measured on a busy machine:
+    the share of the CPU other processes took, else None) and the template's parameters (`stages=False`: a stage is
     'todo' without asking it; `gpus`: the GPUs a row may use on a GPU grid, None: this machine's)."""
     from seemore_nb.config import resolve_path
     path = grid or grid_path(profile)
@@ -206,7 +207,7 @@ def grid_plan(
         n = repeats[cell.kind]
         label = f'{cell.name}[{k}/{n}]' if n > 1 else cell.name
         row = dataclasses.asdict(cell) | dict(repeat=k, repeats=n, label=label, variant=cell.variant, run_id='',
-                                              folder=None, params=None, source='-')
+                                              folder=None, params=None, source='-', busy=None)
         if cell.kind != 'stage' and not missing_feature(cell.needs):
             try:
                 cfg, row['run_id'] = cell_config(cell, profile, overrides, k)
@@ -215,6 +216,8 @@ def grid_plan(
                 row['params'] = template_parameters(cell, profile, overrides) | dict(run_id=row['run_id'],
                                                                                      curves=cell.kind != 'timing')
                 row['status'] = _status(cell, meta, gpus, row['folder'], cfg.train.epochs)
+                load = ((read_record(row['folder'])[0] or {}).get('load') or {}) if row['status'] == 'done' else {}
+                row['busy'] = load.get('others_share') if load.get('busy') else None
             except SeemoreError as e: row['status'] = f'error: {e}'
         else:
             row['status'] = _status(cell, meta, gpus, None, 0)
@@ -222,11 +225,13 @@ def grid_plan(
                 row['status'] = 'done'
         rows.append(row)
     return pd.DataFrame(rows, columns=[*COLUMNS, 'repeat', 'repeats', 'label', 'variant', 'run_id', 'folder', 'source',
-                                       'status', 'params'])
+                                       'status', 'busy', 'params'])
 
 def format_plan(plan: pd.DataFrame) -> str:
     "The plan as a text table (`seemore_reproduce --list`), one line per run."
-    show = plan.assign(repeat=[f'{r.repeat}/{r.repeats}' for r in plan.itertuples()])[
+    show = plan.assign(repeat=[f'{r.repeat}/{r.repeats}' for r in plan.itertuples()], status=[
+        r.status + (f' (busy: others took {r.busy:.0%} of the CPU)' if pd.notna(r.busy) else '')
+        for r in plan.itertuples()])[
         ['name', 'repeat', 'kind', 'needs', 'profile', 'task', 'framework', 'devices', 'variant', 'amp', 'epochs',
          'warmup', 'status']]
     return show.to_string(index=False, max_colwidth=80)

@@ -21,8 +21,8 @@ from pathlib import Path
 from ..config import (SeemoreError, add_config_args, config_from_args, guarded, load_config, os_error_line,
                                project_root, resolve_path, save_config)
 from ..engine.runs import GracefulStop, RunLock
-from .cluster import (EXECUTORS, check_executor, job_gpu_limit, job_log, make_executor, stop_jobs,
-                                      submit_jobs, wait_jobs)
+from .cluster import (EXECUTORS, check_executor, driver_stop_file, job_gpu_limit, job_log,
+                                      make_executor, stop_jobs, submit_jobs, wait_jobs)
 from .grid import GridError, format_plan, grid_path, grid_plan, load_grid, stage_module
 
 # %% auto #0
@@ -210,7 +210,7 @@ def _job_outcome(row, job, result, error) -> Outcome:
     return Outcome(row['label'], 'failed', notebook=notebook if notebook and notebook.exists() else None,
                    detail=error, log=job_log(job))
 
-def _await_jobs(jobs, bar, outcomes: list, detach: bool) -> None:
+def _await_jobs(jobs, bar, outcomes: list, executor: str, cfg) -> None:
     """Report each job as it ends. On a stop (`GridStop` raises KeyboardInterrupt while no kernel runs here), cancel the
     jobs still running (unless `detach`), name them, and let the stop go on."""
     try:
@@ -218,7 +218,9 @@ def _await_jobs(jobs, bar, outcomes: list, detach: bool) -> None:
             outcomes.append(_job_outcome(*ended)); _write(outcomes[-1], bar)
     except KeyboardInterrupt:
         left = [(row, job) for row, job in jobs if row['label'] not in {o.name for o in outcomes}]
-        names = [f"{row['label']} (job {job.job_id})" for row, job in left] if detach else stop_jobs(left)
+        detach = executor == 'slurm' and cfg.cluster.detach
+        names = ([f"{row['label']} (job {job.job_id})" for row, job in left] if detach else
+                 stop_jobs(left, driver_stop_file(cfg) if executor == 'local' else None))
         if names: bar.write(('left running: ' if detach else 'stopped with this command: ') + ', '.join(names))
         for row, job in left:
             outcomes.append(Outcome(row['label'], 'interrupted', log=job_log(job),
@@ -243,12 +245,20 @@ def _run_grid(plan, profile: str, overrides, grid, cfg, executor: str, stop, bar
         jobs = submit_jobs(runner, batch, run_cell, GridStop, profile, overrides, cfg, device_kind)
         bar.write(f'sent {len(jobs)} job(s) to {executor}: ' + ', '.join(f"{r['label']} ({j.job_id})" for r, j in jobs))
         bar.set_description(f'waiting for {len(jobs)} job(s)')
-        _await_jobs(jobs, bar, outcomes, detach=executor == 'slurm' and cfg.cluster.detach)
+        _await_jobs(jobs, bar, outcomes, executor, cfg)
     _run_rows([r for r in here if r.kind == 'stage'], profile, overrides, stop, bar, outcomes)
+
+def _remeasure(plan):
+    "The plan with each finished run measured on a busy machine to train again, from scratch (`--remeasure-busy`)."
+    busy, plan = plan.busy.notna() & plan.status.eq('done'), plan.copy()
+    plan.loc[busy, 'status'] = 'todo'
+    plan.loc[busy, 'params'] = pd.Series([p | dict(overrides=[*p['overrides'], 'train.resume=off'])
+                                          for p in plan.params[busy]], index=plan.index[busy], dtype=object)
+    return plan
 
 def reproduce(
     profile: str = 'cpu', overrides=(), figures_dir=None, only: str | None = None, grid=None, redraw: bool = False,
-    executor: str = 'inline'
+    executor: str = 'inline', remeasure_busy: bool = False
 ) -> list[Outcome]:
     """Stages, the grid, the figure templates and RESULTS.md for `profile`; one Outcome per cell and template. A
     template whose inputs are unchanged since it last drew is skipped (`redraw`: draw every template again).
@@ -256,6 +266,7 @@ def reproduce(
     SIGTERM or Ctrl-C: the running cell ends with its checkpoint, nothing else starts, the jobs sent are stopped
     (Slurm's: unless `cluster.detach`), and `GridInterrupted` says how to go on."""
     import fnmatch
+    import pandas as pd
     from tqdm import tqdm
     from seemore_nb.report.results import write_results
     _one_line_warnings()
@@ -263,6 +274,7 @@ def reproduce(
     check_only(only, profile, overrides, grid); check_executor(executor)
     figures = figures_root(cfg, figures_dir)
     plan = grid_plan(profile, overrides, grid, only, gpus=job_gpu_limit(executor, cfg))
+    if remeasure_busy: plan = _remeasure(plan)
     templates = [t for t in paper_notebooks() if not only or any(fnmatch.fnmatch(t.stem, p) for p in only.split(','))]
     out_dir = resolve_path(cfg.train.runs_dir)/'reproduce'/cfg.profile
     outcomes, drawn, stop = [], [], GridStop()
@@ -286,7 +298,8 @@ def reproduce(
     if stop.signal:
         raise GridInterrupted(stop.signal, stopped_grid_message(stop.signal, outcomes,
                                                                 continue_command(profile, overrides, figures_dir,
-                                                                                 only, grid, redraw, executor)))
+                                                                                 only, grid, redraw, executor,
+                                                                                 remeasure_busy)))
     if templates:
         try: write_results(figures/'RESULTS.md', cfg, plan, drawn, outcomes)
         except (OSError, SeemoreError) as e:
@@ -329,12 +342,14 @@ class GridStop(GracefulStop):
         return dataclasses.replace(o, status='interrupted') if self.signal and o.status == 'failed' else o
 
 def continue_command(
-    profile: str, overrides=(), figures_dir=None, only=None, grid=None, redraw=False, executor='inline'
+    profile: str, overrides=(), figures_dir=None, only=None, grid=None, redraw=False, executor='inline',
+    remeasure_busy=False
 ) -> str:
     "The `seemore_reproduce` command line that goes on where this one stopped."
     args = ['seemore_reproduce', '--config', profile, *overrides, *(['--only', only] if only else []),
             *(['--grid', str(grid)] if grid else []), *(['--figures-dir', str(figures_dir)] if figures_dir else []),
-            *(['--redraw'] if redraw else []), *(['--executor', executor] if executor != 'inline' else [])]
+            *(['--redraw'] if redraw else []), *(['--executor', executor] if executor != 'inline' else []),
+            *(['--remeasure-busy'] if remeasure_busy else [])]
     return shlex.join(args)
 
 def stopped_grid_message(signal_name: str, outcomes: list[Outcome], command: str) -> str:
@@ -347,7 +362,6 @@ def stopped_grid_message(signal_name: str, outcomes: list[Outcome], command: str
             + (f' ({len(complete)} already complete)' if complete else '')
             + (f'; interrupted {", ".join(cut)} (a training run keeps its last checkpoint)' if cut else '')
             + f'; continue with: {command}')
-
 
 # %% ../../nbs/68_report.reproduce.ipynb #87904d74
 def main(argv=None) -> int:
@@ -362,6 +376,8 @@ def main(argv=None) -> int:
     parser.add_argument('--executor', choices=EXECUTORS, default='inline',
                         help='where the training rows run: inline (here, one after the other), local or slurm (each '
                              "a submitit job; pip install 'seemore_nb[cluster]')")
+    parser.add_argument('--remeasure-busy', action='store_true',
+                        help='train again, from scratch, every finished run measured on a busy machine')
     parser.add_argument('--redraw', action='store_true',
                         help='draw every figure template again, even those whose inputs are unchanged')
     args = parser.parse_args(argv)
@@ -373,7 +389,7 @@ def main(argv=None) -> int:
                                         gpus=job_gpu_limit(args.executor, cfg))))
             return 0
         try: outcomes = reproduce(args.config, args.overrides, args.figures_dir, args.only, args.grid, args.redraw,
-                                  args.executor)
+                                  args.executor, args.remeasure_busy)
         except GridInterrupted as e:
             print(f'seemore_reproduce: {e}', file=sys.stderr)
             return 128 + signal.Signals[e.signal].value

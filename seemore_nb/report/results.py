@@ -101,6 +101,14 @@ def results_markdown(cfg, plan: pd.DataFrame, drawn: list, outcomes: list, prov:
     if len(nums):
         cols = [c for c in RUN_COLUMNS if c in nums] + [c for c in nums if c.startswith('eval_')]
         out += [markdown_table(nums[cols].rename(columns=RUN_COLUMNS), FORMATS), '']
+        busy = [(getattr(c, 'label', c.name), c.run.folder.name, c.run.complete['load']['others_share'])
+                for c in cells.itertuples() if (c.run.complete.get('load') or {}).get('busy')]
+        if busy:
+            out += ['**Measured on a busy machine:** other processes took more than a fifth of the CPU while these runs'
+                    ' ran, so their times are not comparable with the others (`26_engine.launch`); measure them again'
+                    ' with `seemore_reproduce --remeasure-busy`.', '',
+                    markdown_table(pd.DataFrame(busy, columns=['cell', 'run', 'others took']),
+                                   {'others took': '{:.0%}'}), '']
         summary = summarize(nums)
         out += ['## Timing: median [95% interval] over the repeats', '',
                 'One row per cell. The interval is the percentile bootstrap of the median over the cell\'s runs'
