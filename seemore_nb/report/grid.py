@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import fnmatch
 import importlib.util
+import shlex
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,8 +22,8 @@ from ..config import (TASKS, PACKAGE_DIR, SeemoreError, bf16_native, config_hash
 # %% auto #0
 __all__ = ['GRIDS_DIR', 'COLUMNS', 'KINDS', 'REPEATS', 'STAGES', 'GridError', 'GridRow', 'grid_path', 'load_grid', 'grid_repeats',
            'train_overrides', 'template_parameters', 'params_config', 'emulated_bf16_bound', 'cell_config', 'gpu_count',
-           'stage_module', 'missing_feature', 'grid_plan', 'format_plan', 'classifier_runs', 'profile_overrides',
-           'load_cells', 'timing_cells']
+           'stage_module', 'missing_feature', 'grid_plan', 'remeasured', 'format_plan', 'classifier_runs',
+           'profile_overrides', 'load_cells', 'timing_cells']
 
 # %% ../../nbs/62_report.grid.ipynb #ab192a2e
 GRIDS_DIR = PACKAGE_DIR/'configs'/'grids'
@@ -224,8 +225,18 @@ def grid_plan(
             if stages and cell.kind == 'stage' and row['status'] == 'todo' and _stage_done(cell, profile, overrides):
                 row['status'] = 'done'
         rows.append(row)
-    return pd.DataFrame(rows, columns=[*COLUMNS, 'repeat', 'repeats', 'label', 'variant', 'run_id', 'folder', 'source',
+    plan = pd.DataFrame(rows, columns=[*COLUMNS, 'repeat', 'repeats', 'label', 'variant', 'run_id', 'folder', 'source',
                                        'status', 'busy', 'params'])
+    plan.attrs['overrides'] = list(overrides)          # for the commands that messages suggest
+    return plan
+
+def remeasured(plan: pd.DataFrame) -> pd.DataFrame:
+    "The plan with each finished run measured on a busy machine to train again, from scratch (`--remeasure-busy`)."
+    busy, plan = plan.busy.notna() & plan.status.eq('done'), plan.copy()
+    plan.loc[busy, 'status'] = 'todo'
+    plan.loc[busy, 'params'] = pd.Series([p | dict(overrides=[*p['overrides'], 'train.resume=off'])
+                                          for p in plan.params[busy]], index=plan.index[busy], dtype=object)
+    return plan
 
 def format_plan(plan: pd.DataFrame) -> str:
     "The plan as a text table (`seemore_reproduce --list`), one line per run."
@@ -274,9 +285,10 @@ def load_cells(plan: pd.DataFrame, profile: str, timing: bool = False, **where) 
     if len(missing):
         damaged = [f'{r.label} ({r.status})' for r in missing.itertuples() if r.status.startswith('damaged')]
         names = ','.join(dict.fromkeys(missing.name))
+        command = shlex.join(['seemore_reproduce', '--config', profile, *plan.attrs.get('overrides', []),
+                              '--only', names])
         raise GridError(f'runs missing for {", ".join(missing.label)}'
-                        + (f' (damaged: {"; ".join(damaged)})' if damaged else '') + ': make them with '
-                        f'`seemore_reproduce --config {profile} --only {names}`')
+                        + (f' (damaged: {"; ".join(damaged)})' if damaged else '') + f': make them with `{command}`')
     return sel.assign(run=[load_run(f) for f in sel.folder])
 
 def timing_cells(cells: pd.DataFrame) -> pd.DataFrame:

@@ -23,12 +23,12 @@ from ..config import (SeemoreError, add_config_args, config_from_args, guarded, 
 from ..engine.runs import GracefulStop, RunLock
 from .cluster import (EXECUTORS, check_executor, driver_stop_file, job_gpu_limit, job_log,
                                       make_executor, stop_jobs, submit_jobs, wait_jobs)
-from .grid import GridError, format_plan, grid_path, grid_plan, load_grid, stage_module
+from .grid import GridError, format_plan, grid_path, grid_plan, load_grid, remeasured, stage_module
 
 # %% auto #0
 __all__ = ['TRAIN_TEMPLATE', 'KERNEL_ARGS', 'paper_notebooks', 'figures_root', 'run_notebook', 'build_inputs', 'Outcome',
-           'run_cell', 'check_only', 'template_inputs', 'run_template', 'reproduce', 'report', 'GridInterrupted',
-           'GridStop', 'continue_command', 'stopped_grid_message', 'main']
+           'run_cell', 'check_only', 'template_inputs', 'run_template', 'drawings', 'reproduce', 'report',
+           'GridInterrupted', 'GridStop', 'continue_command', 'stopped_grid_message', 'main']
 
 # %% ../../nbs/68_report.reproduce.ipynb #7d38248d
 TRAIN_TEMPLATE = 'train_run.ipynb'
@@ -185,9 +185,20 @@ def run_template(
     except Exception as e: o = Outcome(template.stem, 'failed', notebook=executed, detail=_failure_line(e))
     made = (sorted(p.name for p in figures.glob('*.png') if before.get(p) != p.stat().st_mtime_ns)
             if figures.exists() else [])
-    if key and o.status == 'done':
+    if o.status == 'done':
         atomic_write(record, lambda f: f.write(json.dumps(dict(key=key, made=made, seconds=o.seconds))), mode='w')
+    else: record.unlink(missing_ok=True)              # its executed notebook now holds the failure: draw it again
     return o, made
+
+def drawings(out_dir: Path, figures: Path) -> list[tuple]:
+    """(figure, template, seconds) of every template's last successful drawing whose figures are all still there: what
+    `RESULTS.md` lists, whichever templates this invocation drew."""
+    out = []
+    for template in paper_notebooks():
+        last = _last_drawing(out_dir/f'{template.stem}.inputs.json')
+        if last.get('made') and all((figures/n).exists() for n in last['made']):
+            out += [(name, template.name, last['seconds']) for name in last['made']]
+    return out
 
 def _write(o: Outcome, bar, overhead: bool = False):
     "One line per cell (`overhead`: per template, with papermill's overhead) above the progress bar."
@@ -248,14 +259,6 @@ def _run_grid(plan, profile: str, overrides, grid, cfg, executor: str, stop, bar
         _await_jobs(jobs, bar, outcomes, executor, cfg)
     _run_rows([r for r in here if r.kind == 'stage'], profile, overrides, stop, bar, outcomes)
 
-def _remeasure(plan):
-    "The plan with each finished run measured on a busy machine to train again, from scratch (`--remeasure-busy`)."
-    busy, plan = plan.busy.notna() & plan.status.eq('done'), plan.copy()
-    plan.loc[busy, 'status'] = 'todo'
-    plan.loc[busy, 'params'] = pd.Series([p | dict(overrides=[*p['overrides'], 'train.resume=off'])
-                                          for p in plan.params[busy]], index=plan.index[busy], dtype=object)
-    return plan
-
 def reproduce(
     profile: str = 'cpu', overrides=(), figures_dir=None, only: str | None = None, grid=None, redraw: bool = False,
     executor: str = 'inline', remeasure_busy: bool = False
@@ -266,7 +269,6 @@ def reproduce(
     SIGTERM or Ctrl-C: the running cell ends with its checkpoint, nothing else starts, the jobs sent are stopped
     (Slurm's: unless `cluster.detach`), and `GridInterrupted` says how to go on."""
     import fnmatch
-    import pandas as pd
     from tqdm import tqdm
     from seemore_nb.report.results import write_results
     _one_line_warnings()
@@ -274,10 +276,10 @@ def reproduce(
     check_only(only, profile, overrides, grid); check_executor(executor)
     figures = figures_root(cfg, figures_dir)
     plan = grid_plan(profile, overrides, grid, only, gpus=job_gpu_limit(executor, cfg))
-    if remeasure_busy: plan = _remeasure(plan)
+    if remeasure_busy: plan = remeasured(plan)
     templates = [t for t in paper_notebooks() if not only or any(fnmatch.fnmatch(t.stem, p) for p in only.split(','))]
     out_dir = resolve_path(cfg.train.runs_dir)/'reproduce'/cfg.profile
-    outcomes, drawn, stop = [], [], GridStop()
+    outcomes, stop = [], GridStop()
     bar = tqdm(total=len(plan) + len(templates), unit='nb', dynamic_ncols=True, file=sys.stderr)
     try:
         with stop:
@@ -289,9 +291,8 @@ def reproduce(
             inputs = None if redraw or not templates else template_inputs(cfg, params)
             for template in templates if not stop.signal else []:
                 bar.set_description(template.stem)
-                o, made = run_template(template, out_dir, params, figures, inputs)
+                o, _ = run_template(template, out_dir, params, figures, inputs)
                 outcomes.append(stop.outcome(o)); _write(outcomes[-1], bar, overhead=True)
-                drawn += [(name, template.name, o.seconds) for name in made]
                 if stop.signal: break
     except KeyboardInterrupt: stop.signal = stop.signal or 'SIGINT'          # between notebooks: nothing to end
     finally: bar.close()
@@ -301,7 +302,7 @@ def reproduce(
                                                                                  only, grid, redraw, executor,
                                                                                  remeasure_busy)))
     if templates:
-        try: write_results(figures/'RESULTS.md', cfg, plan, drawn, outcomes)
+        try: write_results(figures/'RESULTS.md', cfg, plan, drawings(out_dir, figures), outcomes)
         except (OSError, SeemoreError) as e:
             outcomes.append(Outcome('RESULTS.md', 'failed', notebook=None,
                                     detail=os_error_line(e) if isinstance(e, OSError) else str(e)))
