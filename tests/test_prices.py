@@ -176,7 +176,8 @@ def _csv_folder(tmp_path, text, name='AAA'):
     (WELL_FORMED.replace('10.4,6000', 'n/a?,6000'), r"AAA.csv, line 4: adj_close 'n/a\?' is not a number"),
     (WELL_FORMED.replace(',Adj Close', ',AdjClose'), r'AAA.csv: missing column\(s\) adj_close'),
     ('\x00\x01garbage\xff' * 3, r'AAA.csv'),
-    ('', r'AAA.csv: cannot be read as CSV'),
+    ('', r'AAA.csv: empty; re-export it'),
+    (WELL_FORMED.splitlines()[0] + '\n', r'AAA.csv: a header and no rows of prices'),
 ])
 def test_bad_csv_names_file_and_line(tmp_path, text, message):
     folder = _csv_folder(tmp_path, text)
@@ -186,7 +187,7 @@ def test_bad_csv_names_file_and_line(tmp_path, text, message):
 
 def test_nan_prices_are_reported_and_kept(tmp_path):
     folder = _csv_folder(tmp_path, WELL_FORMED.replace('2024-03-06,10,11,9,10.5,10.4', '2024-03-06,10,11,9,,'))
-    with pytest.warns(UserWarning, match='AAA: 1 row\\(s\\) with missing values, first 2024-03-06'):
+    with pytest.warns(UserWarning, match='AAA: 1 row\\(s\\) with no adj_close, first 2024-03-06; kept'):
         frame = P.load_prices('AAA', source='csv', folder=folder)['AAA']
     assert len(frame) == 5 and frame.loc['2024-03-06', ['close', 'adj_close']].isna().all()
 

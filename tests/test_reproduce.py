@@ -266,3 +266,14 @@ def test_a_run_beside_a_busy_process_is_marked_busy_listed_and_flagged(smoke, tm
         text = results_markdown(load_config('smoke', smoke.overrides), plan, [], [])
         assert '**Measured on a busy machine:**' in text and run.name in text.split('**Measured on a busy machine:**')[1]
     finally: record_load(run, dict(load, others_share=0.0, busy=False))
+
+
+def test_one_template_redrawn_keeps_every_figure_in_the_results(smoke):
+    from seemore_nb.report.results import read_results_table
+    results = smoke.figures/'RESULTS.md'
+    before = set(read_results_table(results, '## Figures')['template'])
+    proc = reproduce(*smoke.overrides, '--only', '10_prices_overview', '--figures-dir', str(smoke.figures), '--redraw',
+                     timeout=600)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    after = set(read_results_table(results, '## Figures')['template'])
+    assert len(before) > 5 and after == before, (before, after)

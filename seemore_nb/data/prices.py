@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -16,18 +17,22 @@ from ..config import Config, DataConfig, add_config_args, config_from_args, guar
 from .sources import (PRICE_COLUMNS, OfflineError, PriceDataError, load_yfinance, read_price_csv,
                                      synthetic_prices)
 
-
 # %% auto #0
-__all__ = ['REALIZED_LABEL', 'SYNTHETIC_REALIZED_LABEL', 'load_prices', 'realized_volatility', 'trading_calendar',
-           'calendar_gaps', 'StudyPrices', 'load_study_prices', 'plot_prices_overview', 'main']
+__all__ = ['USED', 'REALIZED_LABEL', 'SYNTHETIC_REALIZED_LABEL', 'SPLIT_LIKE', 'load_prices', 'realized_volatility',
+           'trading_calendar', 'calendar_gaps', 'StudyPrices', 'load_study_prices', 'plot_prices_overview', 'main']
 
 # %% ../../nbs/11_data.prices.ipynb #7d805bee
+USED = ('adj_close', 'volume')                    # the columns a window is drawn from
+
 def _report_nans(prices: dict) -> None:
     for ticker, frame in prices.items():
-        rows = frame.index[frame.isna().any(axis=1)]
-        if len(rows):
-            warnings.warn(f'{ticker}: {len(rows)} row(s) with missing values, first {rows[0]:%Y-%m-%d}; '
-                          'kept, and the windows they touch are skipped and counted', stacklevel=3)
+        for used in (True, False):
+            cols = [c for c in frame.columns if (c in USED) == used and frame[c].isna().any()]
+            rows = frame.index[frame[cols].isna().any(axis=1)] if cols else []
+            if not len(rows): continue
+            what = f'{ticker}: {len(rows)} row(s) with no {", ".join(cols)}, first {rows[0]:%Y-%m-%d}; '
+            warnings.warn(what + ('kept, and the windows they touch are skipped and counted (missing_value)' if used
+                                  else 'the study does not use that column, so no window is affected'), stacklevel=3)
 
 def _clip(frame: pd.DataFrame, start, end) -> pd.DataFrame:
     out = frame.loc[(frame.index >= pd.Timestamp(start or frame.index.min()))
@@ -47,6 +52,10 @@ def load_prices(tickers, start=None, end=None, source: str = 'sample', folder=No
         folder = resolve_path(folder or (DataConfig.sample_dir if source == 'sample' else DataConfig.csv_dir))
         if not folder.is_dir():
             raise PriceDataError(f'{folder}: no such folder of per-ticker CSV files (source={source!r})')
+        outside = [t for t in tickers if Path(t).name != t or t in ('.', '..')]
+        if outside:
+            raise PriceDataError(f'{", ".join(map(repr, outside))}: a ticker names a file in {folder}, not a path; use '
+                                 'the file name without .csv (data.csv_dir chooses the folder)')
         missing = [t for t in tickers if not (folder/f'{t}.csv').exists()]
         if missing:
             have = sorted(p.stem for p in folder.glob('*.csv'))
@@ -119,13 +128,38 @@ def _volatility(data: DataConfig, market: pd.DataFrame, calendar, start, end) ->
         warnings.warn(f'{data.volatility} is not available for {start}..{end} from source={data.source!r} ({e}); '
                       f'using the {REALIZED_LABEL}', stacklevel=3)
         return realized, REALIZED_LABEL
+    span = f"{vix.index.min():%Y-%m-%d}..{vix.index.max():%Y-%m-%d}"
     vix = vix['adj_close'].reindex(calendar)
     coverage = vix.notna().mean()
+    if data.volatility_source == 'vix' and coverage < 0.99:
+        raise PriceDataError(f'{data.volatility} covers {coverage:.0%} of the trading days {start}..{end} (its rows: '
+                             f'{span}), and data.volatility_source=vix needs it on every day: give a '
+                             f'{data.volatility} file that covers them, or set data.volatility_source=auto')
     if data.volatility_source == 'auto' and coverage < 0.99:
         warnings.warn(f'{data.volatility} covers {coverage:.0%} of {start}..{end}; using the {REALIZED_LABEL}',
                       stacklevel=3)
         return realized, REALIZED_LABEL
     return vix, f'VIX ({data.volatility})'
+
+SPLIT_LIKE = 4.0          # a day-over-day Adj Close ratio beyond this (or under its inverse) looks like a split
+
+def _report_spans(prices: dict, calendar, data: DataConfig) -> None:
+    "Warn, with dates, about a ticker that starts late or ends early, and about a jump that looks like a split."
+    for ticker, frame in prices.items():
+        days = frame['adj_close'].dropna().index
+        if not len(days): continue
+        late, early = (calendar < days[0]).sum(), (calendar > days[-1]).sum()
+        for n, when in ((late, f'start {days[0]:%Y-%m-%d}, after data.start {data.start}'),
+                        (early, f'end {days[-1]:%Y-%m-%d}, before data.end {data.end}')):
+            if n > 5:
+                warnings.warn(f'{ticker}: its prices {when}: {n} trading days of the study have no windows of it '
+                              'and no labels', stacklevel=3)
+        ratio = frame['adj_close'].dropna()
+        ratio = ratio / ratio.shift(1)
+        for day, r in ratio[(ratio > SPLIT_LIKE) | (ratio < 1 / SPLIT_LIKE)].items():
+            warnings.warn(f'{ticker}: Adj Close changes x{r:.2f} on {day:%Y-%m-%d}, as an unadjusted split would; the '
+                          f'{data.window + max(data.horizons)} windows and labels across it learn the jump: use split-'
+                          'adjusted prices (yfinance Adj Close)', stacklevel=3)
 
 def _folder(data: DataConfig):
     return {'sample': data.sample_dir, 'csv': data.csv_dir}.get(data.source)
@@ -148,6 +182,7 @@ def load_study_prices(cfg: Config | DataConfig) -> StudyPrices:
         raise PriceDataError(f'{", ".join(no_volume)}: no Volume column from source={data.source!r}; a ticker to train '
                              'needs '
                              '' 'Adj Close and Volume (an index such as ^VIX has none): remove it from data.tickers')
+    _report_spans(prices, calendar, data)
     volatility, label = _volatility(data, market, calendar, data.start, data.end)
     context = pd.DataFrame({'market': market['adj_close'].reindex(calendar), 'volatility': volatility}, index=calendar)
     return StudyPrices(prices, context, calendar, calendar_gaps(prices, calendar), label, data.source)

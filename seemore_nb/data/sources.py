@@ -79,9 +79,12 @@ def read_price_csv(path, columns=PRICE_COLUMNS) -> pd.DataFrame:
     if not path.exists(): raise PriceDataError(f'{path}: no such file')
     header_lines = _header_lines(path)
     try:
-        raw = pd.read_csv(path, header=None, skiprows=header_lines, dtype=str, keep_default_na=False)
         names = pd.read_csv(path, nrows=0).columns
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        raw = pd.read_csv(path, header=None, skiprows=header_lines, dtype=str, keep_default_na=False)
+    except pd.errors.EmptyDataError:
+        raise PriceDataError(f'{path}: ' + ('empty' if path.stat().st_size == 0 else 'a header and no rows of prices')
+                             + '; re-export it from yfinance for the dates you need') from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as e:
         raise PriceDataError(f'{path}: cannot be read as CSV ({str(e).strip()}); re-export it from yfinance') from None
     if len(names) == 1 and (delim := next((d for d in (';', '\t', '|') if d in str(names[0])), None)):
         raise PriceDataError(f'{path}: the columns are separated by {delim!r}, not commas; save it as comma-separated '

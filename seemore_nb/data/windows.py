@@ -11,11 +11,14 @@ import numpy as np
 import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
 
-from ..config import Config, DataConfig
+from ..config import Config, DataConfig, SeemoreError
 from .prices import StudyPrices
 
+class WindowsError(SeemoreError, ValueError):
+    "The config and the prices leave no windows, or too few for the split."
+
 # %% auto #0
-__all__ = ['SKIP_REASONS', 'horizon_targets', 'skip_reasons', 'chronological_split', 'Windows', 'make_windows']
+__all__ = ['SKIP_REASONS', 'WindowsError', 'horizon_targets', 'skip_reasons', 'chronological_split', 'Windows', 'make_windows']
 
 # %% ../../nbs/12_data.windows.ipynb #baaf2bce
 def horizon_targets(adj_close: np.ndarray, end_pos: np.ndarray, horizons) -> dict[str, np.ndarray]:
@@ -60,8 +63,8 @@ def chronological_split(end_pos: np.ndarray, calendar: pd.DatetimeIndex, val_fra
     usable = last - first + 1 - 2 * purge
     n_test, n_val = round(usable * test_fraction), round(usable * val_fraction)
     if usable - n_test - n_val < 1 or n_val < 1 or n_test < 1:
-        raise ValueError(f'{last - first + 1} days of window ends are too few for the split '
-                         f'(val {val_fraction}, test {test_fraction}, purge {purge} days): widen data.start..data.end')
+        raise WindowsError(f'{last - first + 1} days of window ends are too few for the split '
+                           f'(val {val_fraction}, test {test_fraction}, purge {purge} days): widen data.start..data.end')
     test_start = last - n_test + 1
     val_start = test_start - purge - n_val
     train_end = val_start - purge - 1
@@ -110,8 +113,8 @@ def make_windows(study: StudyPrices, cfg: Config | DataConfig) -> Windows:
         rows.append(pd.DataFrame({'ticker': ticker, 'end_date': calendar[keep], 'end_pos': keep, **targets}))
     index = pd.concat(rows, ignore_index=True)
     if index.empty:
-        raise ValueError(f'no windows left for {", ".join(study.prices)} between {data.start} and {data.end}: see the '
-                         f'skip counts {skipped}')
+        raise WindowsError(f'no windows left for {", ".join(study.prices)} between {data.start} and {data.end}: see '
+                           f'the skip counts {skipped}')
     index['split'], split_dates = chronological_split(index['end_pos'].to_numpy(), calendar, data.val_fraction,
                                                       data.test_fraction, data.purge)
     index['label'] = index[f'up_{data.label_horizon}']

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
+import yaml
 
 from ..engine.runs import load_run, read_record
 from ..config import (TASKS, PACKAGE_DIR, SeemoreError, bf16_native, config_hash, cpu_info, load_config,
@@ -67,7 +68,14 @@ def load_grid(path) -> tuple[dict, list[GridRow]]:
     if not path.exists():
         raise GridError(f'no grid table {path}: copy seemore_nb/configs/grids/smoke.yaml there and edit its rows, or '
                         'pass --grid FILE')
-    raw = read_yaml(path.read_text()) or {}
+    try: raw = read_yaml(path.read_text()) or {}
+    except yaml.YAMLError as e:                    # the parser's own message names "<unicode string>"
+        mark = getattr(e, 'problem_mark', None)
+        where = f', line {mark.line + 1}, column {mark.column + 1}' if mark else ''
+        raise GridError(f'{path}{where}: not valid YAML ({getattr(e, "problem", None) or e}); fix the table '
+                        '(seemore_nb/configs/grids/smoke.yaml shows the layout)') from None
+    if not isinstance(raw, dict):
+        raise GridError(f'{path}: a grid table is a mapping with cells:, got {type(raw).__name__}')
     columns = raw.get('columns', COLUMNS)
     if list(columns) != COLUMNS: raise GridError(f'{path}: columns must be {COLUMNS}, got {columns}')
     cells, seen = [], set()
