@@ -182,7 +182,7 @@ def load_study_prices(cfg: Config | DataConfig) -> StudyPrices:
         raise PriceDataError(f'{", ".join(no_volume)}: no Volume column from source={data.source!r}; a ticker to train '
                              'needs '
                              '' 'Adj Close and Volume (an index such as ^VIX has none): remove it from data.tickers')
-    _report_spans(prices, calendar, data)
+    if data.source != 'synthetic': _report_spans(prices, calendar, data)     # staggered there by design
     volatility, label = _volatility(data, market, calendar, data.start, data.end)
     context = pd.DataFrame({'market': market['adj_close'].reindex(calendar), 'volatility': volatility}, index=calendar)
     return StudyPrices(prices, context, calendar, calendar_gaps(prices, calendar), label, data.source)
