@@ -175,6 +175,7 @@ def make_loader(dataset, batches: EpochBatches, num_workers: int = 0, pin_memory
     """A DataLoader over `batches`: whole-batch reads when the dataset supports them, else per item + collate; a dataset
     that gathers its batches on the device itself (`on_device = True`) is just indexed, batch by batch."""
     if getattr(dataset, 'on_device', False): return (dataset[b] for b in batches)
+    pin_memory = pin_memory and torch.cuda.is_available()    # pinning is for copies to a GPU (launch says so once)
     if getattr(dataset, 'reads_batches', False):
         return DataLoader(dataset, sampler=batches, batch_size=None, num_workers=num_workers, pin_memory=pin_memory)
     return DataLoader(dataset, batch_sampler=batches, num_workers=num_workers, pin_memory=pin_memory)

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import json
 
-from ..config import (Config, add_config_args, atomic_write, config_from_args, guarded, load_config,
-                               save_config, with_overrides)
+from ..config import (Config, ConfigError, add_config_args, atomic_write, config_from_args, guarded,
+                               load_config, save_config, with_overrides)
 from .distributed import DistEnv, cpu_threads
 from ..core import die_with_parent
 from .machines import check_tf_config, this_node, torchrun_node_args
@@ -30,7 +30,7 @@ from .trainer import task_for, train
 
 # %% auto #0
 __all__ = ['NOISE', 'BUSY_SHARE', 'failure_line', 'torchrun_command', 'supervise', 'run_torchrun', 'tf_worker_env', 'launch_tf',
-           'launch_node', 'machine_load', 'record_load', 'launch', 'main']
+           'launch_node', 'machine_load', 'record_load', 'check_devices', 'launch', 'main']
 
 # %% ../../nbs/26_engine.launch.ipynb #136deb83
 NOISE = re.compile(r'^(\[default\d+\]:\s*|\*+|Setting OMP_NUM_THREADS.*|.*running over TCP without encryption.*)$')
@@ -198,12 +198,27 @@ def record_load(folder: Path, load: dict):
         print(f"run {folder.name}: measured on a busy machine (other processes took {load['others_share']:.0%} of "
               f"its CPU time, more than {BUSY_SHARE:.0%}): its timings are marked busy", file=sys.stderr, flush=True)
 
+def check_devices(cfg: Config):
+    "Refuse, before any folder is made, devices this machine does not have (a ConfigError naming the key and the fix)."
+    if cfg.train.framework != 'pytorch': return
+    import torch
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if cfg.train.device == 'cuda' and not gpus:
+        raise ConfigError('train.device=cuda: no CUDA GPU is visible on this machine; use train.device=auto (a GPU '
+                          'where there is one, else the CPU) or train.device=cpu')
+    if cfg.train.strategy == 'dp' and cfg.train.devices > 1 and (cfg.train.device == 'cpu' or gpus < cfg.train.devices):
+        raise ConfigError(f'train.strategy=dp runs one process over {cfg.train.devices} GPUs, and this machine has '
+                          f'{gpus}: use train.strategy=ddp (a process per device, CPU processes too)')
+    if cfg.train.pin_memory and not gpus:
+        print('train.pin_memory=true: no GPU to copy to, so nothing is pinned', file=sys.stderr, flush=True)
+
 def launch(config: Config | str = 'cpu', overrides=()) -> Path:
     "Train `config` (a Config, a profile name, or a YAML path) on `train.devices`; the run folder."
     cfg = config if isinstance(config, Config) else load_config(config, overrides)
     if isinstance(config, Config) and overrides:
         raise ValueError('pass overrides with a profile name, not with a Config')
     if not cfg.train.run_id: cfg = with_overrides(cfg, [f'train.run_id={new_run_id(cfg)}'])
+    check_devices(cfg)
     run = RunFolder(cfg)
     print(f'run {cfg.train.run_id} ({run.dir})', flush=True)
     # another machine of a multi-machine run: the chief holds the lock
