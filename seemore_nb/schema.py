@@ -226,6 +226,10 @@ class TrainConfig:
         """The training steps of an epoch on `replicas` devices whose whole split takes `full` steps: capped by
         `steps_per_epoch` (per device) or by `samples_per_epoch` (all devices together)."""
         limit = self.steps_per_epoch or self.samples_per_epoch // (self.batch_size * replicas)
+        if self.samples_per_epoch and limit > full:         # fewer samples than asked would time other work
+            raise ConfigError(f"config key 'train.samples_per_epoch' ({self.samples_per_epoch}) is more than the "
+                              f"training split holds: {full} steps of {self.batch_size} x {replicas} device(s) = "
+                              f"{full * self.batch_size * replicas} samples; ask for at most that")
         return min(full, limit) if limit else full
 
     def validate(self, cfg):
