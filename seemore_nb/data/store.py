@@ -28,10 +28,10 @@ from .palette import from_palette, to_palette
 from .prices import load_study_prices
 from .spectrogram import jet_lut, render_windows, strip_rows
 from .store_files import (JOURNAL, PLAN, STORE_FORM, BuildJournal, _init_worker, allocate,
-                                         array_offset, build_lock, code_digest, finished_items, input_digests,
-                                         kept_line, library_versions, mention_stopped_builds, prune_stores,
-                                         resume_build, say_kept, store_dir, store_key, write_plan, write_rows,
-                                         written_bytes)
+                                         array_offset, build_lock, code_digest, finished_items, hold_readers,
+                                         input_digests, kept_line, library_versions, mention_stopped_builds,
+                                         prune_stores, resume_build, say_kept, store_dir, store_key, write_plan,
+                                         write_rows, written_bytes)
 from .windows import Windows, make_windows
 
 # %% auto #0
@@ -249,6 +249,7 @@ class Store:
     def __init__(self, folder: Path, manifest: dict, index: pd.DataFrame, stock: np.ndarray, context: np.ndarray):
         self.folder, self.manifest, self.index, self.stock, self.context = folder, manifest, index, stock, context
         self.context_rows = index['context_row'].to_numpy()
+        self._reading = hold_readers(folder)        # `seemore_store --prune` leaves a store alone while it is open
         self.labels = index['label'].to_numpy(np.int64)
 
     def __len__(self): return len(self.index)
@@ -387,7 +388,7 @@ def _run(args) -> int:
     cfg = config_from_args(args)
     if args.prune:
         removed, freed, skipped = prune_stores(cfg)
-        print('\n'.join([f'removed {p}' for p in removed] + [f'skipped {p}: a build holds its lock' for p in skipped]
+        print('\n'.join([f'removed {p}' for p in removed] + [f'skipped {p}: in use by a process' for p in skipped]
                         + [f'pruned {len(removed)} folder(s), freed {freed / 2**20:.1f} MiB']))
         return 0
     store = open_store(build_store(cfg, rebuild=args.rebuild), cfg)

@@ -29,10 +29,10 @@ from .sources import cache_path
 from ..core import die_with_parent
 
 # %% auto #0
-__all__ = ['STORE_FORM', 'STORE_MODULES', 'PLAN', 'JOURNAL', 'input_files', 'code_digest', 'input_digests', 'library_versions',
-           'store_key', 'store_dir', 'building_dir', 'build_lock', 'dead_builds', 'finished_items', 'BuildJournal',
-           'resume_build', 'write_plan', 'kept_line', 'say_kept', 'mention_stopped_builds', 'allocate', 'array_offset',
-           'write_rows', 'written_bytes', 'prune_stores']
+__all__ = ['STORE_FORM', 'STORE_MODULES', 'PLAN', 'JOURNAL', 'READERS', 'input_files', 'code_digest', 'input_digests',
+           'library_versions', 'store_key', 'store_dir', 'building_dir', 'build_lock', 'dead_builds', 'finished_items',
+           'BuildJournal', 'resume_build', 'write_plan', 'kept_line', 'say_kept', 'mention_stopped_builds', 'allocate',
+           'array_offset', 'write_rows', 'written_bytes', 'hold_readers', 'prune_stores']
 
 # %% ../../nbs/15_data.store_files.ipynb #a7e1c0d2
 def input_files(cfg: Config | DataConfig) -> list[Path]:
@@ -246,9 +246,29 @@ def written_bytes() -> int | None:
 def _disk_bytes(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob('*') if f.is_file())
 
+READERS = '.readers'                               # every open Store holds a shared lock on this file of its folder
+
+def hold_readers(folder: Path):
+    "A shared lock on the store `folder`'s readers file, held until the returned file is closed; None if it cannot be."
+    try:
+        f = open(folder/READERS, 'a')
+        fcntl.flock(f.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return f
+    except OSError: return None                     # a read-only folder, or a prune removing it right now
+
+@contextlib.contextmanager
+def _no_readers(folder: Path):
+    "Yield True holding the readers file exclusively (no process has the store open), else False at once."
+    try: f = open(folder/READERS, 'a')
+    except OSError: yield True; return
+    with f:
+        try: fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError: yield False; return
+        yield True
+
 def prune_stores(cfg: Config) -> tuple[list[Path], int, list[Path]]:
     """Remove stores under `cfg.store.root` that no profile (nor `cfg`) names, and dead builds' folders; (removed, bytes
-    freed, dead builds skipped because a live process holds their store's lock)."""
+    freed, what was skipped: stores a running process has open, dead builds whose store's lock a live process holds)."""
     root = resolve_path(cfg.store.root)
     if not root.is_dir(): return [], 0, []
     keep = {store_key(cfg)} | {store_key(load_config(p)) for p in profile_names()}
@@ -259,7 +279,10 @@ def prune_stores(cfg: Config) -> tuple[list[Path], int, list[Path]]:
         freed += _disk_bytes(path)
         shutil.rmtree(path)
         removed.append(path)
-    for path in stale: remove(path)
+    for path in stale:
+        with _no_readers(path) as free:
+            if free: remove(path)
+            else: skipped.append(path)
     for path in dead_builds(root):
         with _store_lock(root/_BUILDING.fullmatch(path.name)['key'], wait=False) as held:
             if held and path.exists(): remove(path)
