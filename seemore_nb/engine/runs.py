@@ -195,12 +195,16 @@ class RunFolder:
         with fewer epochs."""
         saved = self.saved_config()
         if self.cfg.train.resume != 'auto' or saved is None or not self.has_checkpoints(): return
+        edited = [d for d in self.damage() if d.startswith('config.yaml')]
+        if edited and changed_keys(saved, config_dict(self.cfg)):     # its checkpoints' settings are unknown
+            raise ConfigError(f'run {self.dir.name}: {edited[0]}, so its checkpoints cannot be checked against these '
+                              f'settings: delete {self.dir} to train it again from scratch')
         refuse_changed(saved, self.cfg, self.dir)
         done = (self.complete() or {}).get('epochs', 0)
         if done > self.cfg.train.epochs:
-            raise ConfigError(f'run {self.dir.name} already trained {done} epochs; '
-                              f'train.epochs={self.cfg.train.epochs} would '
-                              '' f'discard them: ask for train.epochs>={done}, or choose another train.run_id')
+            raise ConfigError(f'run {self.dir.name} already trained {done} epochs; train.epochs='
+                              f'{self.cfg.train.epochs} would discard them: ask for train.epochs>={done}, or choose '
+                              'another train.run_id')
 
     def start(self) -> Path:
         """Check, then prepare the folder (clear it under resume=off, drop an outdated complete.json) and write
@@ -210,8 +214,7 @@ class RunFolder:
             for old in ('checkpoints', 'timing', 'tensorboard', 'profile', 'predictions', 'evaluation', 'complete.json',
                         'metrics.csv', 'timing.parquet'):
                 path = self.dir/old
-                if path.is_dir():
-                    import shutil; shutil.rmtree(path)
+                if path.is_dir(): shutil.rmtree(path)
                 else: path.unlink(missing_ok=True)
         damage = self.damage()
         if damage:
@@ -220,8 +223,7 @@ class RunFolder:
                   file=sys.stderr, flush=True)
             (self.dir/'complete.json').unlink()
         done = self.complete()
-        # more epochs asked for
-        if done and done.get('epochs', 0) < self.cfg.train.epochs: (self.dir/'complete.json').unlink()
+        if done and done.get('epochs', 0) < self.cfg.train.epochs: (self.dir/'complete.json').unlink()   # more epochs
         self.checkpoints.mkdir(parents=True, exist_ok=True)
         return save_config(self.cfg, self.dir/'config.yaml')
 
@@ -361,9 +363,7 @@ class RunInterrupted(SeemoreError):
     "A run stopped on SIGTERM or Ctrl-C after writing a checkpoint; the message says how to resume."
 
 def resume_hint(cfg: Config) -> str:
-    return (
-        f'resume with: seemore_train --config {cfg.profile} train.run_id={cfg.train.run_id} (plus the same overrides)'
-    )
+    return f'resume with: seemore_train --config {cfg.profile} train.run_id={cfg.train.run_id} (and the same overrides)'
 
 def stopped_message(cfg: Config, signal_name: str, where: str = '') -> str:
     "The one line every engine and launcher ends a stopped run with; `where`: e.g. 'at the end of epoch 2'."
@@ -387,7 +387,6 @@ class GracefulStop:
     def __exit__(self, *exc):
         for s, handler in self._previous.items(): signal.signal(s, handler)
         self._previous = {}
-
 
 # %% ../../nbs/20_engine.runs.ipynb #f20d0002
 def diverged_error(cfg: Config, epoch: int, step: int, what: str = 'the training loss') -> TrainingError:
