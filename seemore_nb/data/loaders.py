@@ -12,6 +12,7 @@ import torch
 
 from ..config import INPUT_FORMS, Config
 from .store import Store, write_per_file
+from .store_files import read_sample
 
 # %% auto #0
 __all__ = ['StoreDataset', 'device_arrays', 'DeviceDataset', 'PerFileDataset', 'split_dataset']
@@ -77,7 +78,7 @@ class PerFileDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, i):
         row = self.rows[i]
-        return torch.tensor(np.load(self.folder/f'{row}.npy'), dtype=torch.float32), int(self.labels[row])
+        return torch.tensor(read_sample(self.folder/f'{row}.npy'), dtype=torch.float32), int(self.labels[row])
 
 def split_dataset(store: Store, split: str, cfg: Config, device: torch.device | None = None):
     """The dataset of one split that `cfg` asks for: `train.loader` picks the loader, `model.input` the form; `device`:

@@ -30,14 +30,14 @@ from .spectrogram import jet_lut, render_windows, strip_rows
 from .store_files import (JOURNAL, PLAN, STORE_FORM, BuildJournal, _init_worker, allocate,
                                          array_offset, build_lock, code_digest, finished_items, hold_readers,
                                          input_digests, kept_line, library_versions, mention_stopped_builds,
-                                         prune_stores, resume_build, say_kept, store_dir, store_key, write_plan,
-                                         write_rows, written_bytes)
+                                         prune_stores, resume_build, say_kept, store_dir, store_key, write_per_file,
+                                         write_plan, write_rows, written_bytes, per_file_damage)
 from .windows import Windows, make_windows
 
 # %% auto #0
 __all__ = ['STOCK_SERIES', 'CONTEXT_SERIES', 'STORE_CHUNK', 'TICKER_BATCH', 'ITEM_BYTES', 'BUILD_FIELDS', 'CHANNEL_NAMES',
-           'StoreError', 'StoreFormError', 'StoreSpaceError', 'build_store', 'Store', 'open_store', 'write_per_file',
-           'plot_gallery', 'main']
+           'StoreError', 'StoreFormError', 'StoreSpaceError', 'build_store', 'Store', 'open_store', 'plot_gallery',
+           'main']
 
 # %% ../../nbs/16_data.store.ipynb #f1d82e21
 STOCK_SERIES = ('adj_close', 'volume')
@@ -311,22 +311,6 @@ def open_store(folder, cfg: Config | None = None, verify: bool = True) -> Store:
                              f'{shape} uint8. {_rebuild_hint(folder)}')
     return Store(folder, manifest, pd.read_parquet(folder/'index.parquet'), arrays['stock'], arrays['context'])
 
-# %% ../../nbs/16_data.store.ipynb #f5326de9
-def write_per_file(store: Store, progress: bool = True) -> Path:
-    "One `<row>.npy` (12, H, W) uint8 per sample under `<store>/per_file/`; a no-op when already written."
-    from tqdm.auto import tqdm
-    target = store.folder/'per_file'
-    if (target/'complete').exists(): return target
-    tmp = store.folder/f'.per_file.{os.getpid()}'
-    shutil.rmtree(tmp, ignore_errors=True); tmp.mkdir()
-    for s in tqdm(range(0, len(store), STORE_CHUNK), desc='per-file samples', disable=not progress):
-        batch = store.read(np.arange(s, min(s + STORE_CHUNK, len(store))))
-        for k, sample in enumerate(batch): np.save(tmp/f'{s + k}.npy', sample)
-    (tmp/'complete').touch()
-    shutil.rmtree(target, ignore_errors=True)
-    os.replace(tmp, target)
-    return target
-
 # %% ../../nbs/16_data.store.ipynb #f4efdba0
 CHANNEL_NAMES = ('Adj Close', 'Volume', 'S&P 500', 'volatility')
 
@@ -392,6 +376,8 @@ def _run(args) -> int:
                         + [f'pruned {len(removed)} folder(s), freed {freed / 2**20:.1f} MiB']))
         return 0
     store = open_store(build_store(cfg, rebuild=args.rebuild), cfg)
+    damage = per_file_damage(store.folder/'per_file', len(store)) if (store.folder/'per_file').exists() else []
+    if damage: print(f'seemore_store: its per-file copy is damaged ({damage[0]}): the next per-file run rewrites it')
     m = store.manifest
     print(f'{store.folder}\n  samples {m["samples"]}, dates {m["dates"]}, {m["bytes_per_sample"]:,} bytes/sample '
           f'({m["bytes_per_sample"] / 1024:.1f} KiB, {m["form"]} form), built in {m["build_seconds"]} s\n'

@@ -22,17 +22,18 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import (Config, module_path, DataConfig, atomic_write, config_dict, file_sha256, load_config,
-                               profile_names, resolve_path)
+from ..config import (Config, module_path, DataConfig, SeemoreError, atomic_write, config_dict, file_sha256,
+                               load_config, profile_names, resolve_path)
 from .prices import _folder
 from .sources import cache_path
 from ..core import die_with_parent
 
 # %% auto #0
-__all__ = ['STORE_FORM', 'STORE_MODULES', 'PLAN', 'JOURNAL', 'READERS', 'input_files', 'code_digest', 'input_digests',
-           'library_versions', 'store_key', 'store_dir', 'building_dir', 'build_lock', 'dead_builds', 'finished_items',
-           'BuildJournal', 'resume_build', 'write_plan', 'kept_line', 'say_kept', 'mention_stopped_builds', 'allocate',
-           'array_offset', 'write_rows', 'written_bytes', 'hold_readers', 'prune_stores']
+__all__ = ['STORE_FORM', 'STORE_MODULES', 'PLAN', 'JOURNAL', 'READERS', 'PER_FILE_CHUNK', 'input_files', 'code_digest',
+           'input_digests', 'library_versions', 'store_key', 'store_dir', 'building_dir', 'build_lock', 'dead_builds',
+           'finished_items', 'BuildJournal', 'resume_build', 'write_plan', 'kept_line', 'say_kept',
+           'mention_stopped_builds', 'allocate', 'array_offset', 'write_rows', 'written_bytes', 'hold_readers',
+           'prune_stores', 'PerFileError', 'per_file_damage', 'write_per_file', 'read_sample']
 
 # %% ../../nbs/15_data.store_files.ipynb #a7e1c0d2
 def input_files(cfg: Config | DataConfig) -> list[Path]:
@@ -288,3 +289,47 @@ def prune_stores(cfg: Config) -> tuple[list[Path], int, list[Path]]:
             if held and path.exists(): remove(path)
             elif not held: skipped.append(path)
     return removed, freed, skipped
+
+# %% ../../nbs/15_data.store_files.ipynb #b7a1e051
+PER_FILE_CHUNK = 256                                # samples read from the store at a time
+
+class PerFileError(SeemoreError):
+    "A sample file of a store's per-file copy that cannot be read."
+
+def per_file_damage(folder: Path, n: int) -> list[str]:
+    "What is wrong with the per-file copy in `folder` of a store of `n` samples: files missing or of another size."
+    try: want = int((folder/'complete').read_text().split()[1])
+    except (OSError, ValueError, IndexError): want = None       # a copy from before the marker said the size
+    out = []
+    for k in range(n):
+        try: size = (folder/f'{k}.npy').stat().st_size
+        except FileNotFoundError: out.append(f'{k}.npy is missing'); continue
+        if want is not None and size != want: out.append(f'{k}.npy has {size} bytes, not {want}')
+    return out
+
+def write_per_file(store, progress: bool = True) -> Path:
+    """One `<row>.npy` (12, H, W) uint8 per sample of the opened `store` under `<store>/per_file/`; a no-op when it is
+    there and intact."""
+    from tqdm.auto import tqdm
+    target = store.folder/'per_file'
+    if (target/'complete').exists():
+        damage = per_file_damage(target, len(store))
+        if not damage: return target
+        more = f' and {len(damage) - 1} more' if len(damage) > 1 else ''
+        print(f'seemore_store: {target} is damaged ({damage[0]}{more}): writing it again', file=sys.stderr, flush=True)
+    tmp = store.folder/f'.per_file.{os.getpid()}'
+    shutil.rmtree(tmp, ignore_errors=True); tmp.mkdir()
+    for s in tqdm(range(0, len(store), PER_FILE_CHUNK), desc='per-file samples', disable=not progress):
+        batch = store.read(np.arange(s, min(s + PER_FILE_CHUNK, len(store))))
+        for k, sample in enumerate(batch): np.save(tmp/f'{s + k}.npy', sample)
+    (tmp/'complete').write_text(f'{len(store)} {(tmp/"0.npy").stat().st_size if len(store) else 0}\n')
+    shutil.rmtree(target, ignore_errors=True)
+    os.replace(tmp, target)
+    return target
+
+def read_sample(path: Path) -> np.ndarray:
+    "One sample file of a per-file copy; a damaged one is a `PerFileError` naming it."
+    try: return np.load(path)
+    except (OSError, ValueError, EOFError) as e:
+        raise PerFileError(f'{path}: a damaged sample file ({type(e).__name__}: {str(e)[:120]}); run again: the '
+                           'per-file samples are checked and written anew') from None

@@ -15,6 +15,7 @@ import tensorflow as tf
 
 from ..config import Config
 from ..data.store import Store, store_dir, write_per_file
+from ..data.store_files import read_sample
 from ..engine.runs import RunError
 
 # %% auto #0
@@ -44,7 +45,7 @@ def batch_dataset(store: Store, grid: np.ndarray, loader: str = 'store', input: 
         def one(k):                                      # sample k of the grid's rows, one after another
             r = grid[k // B][k % B]
             if r < 0: return np.zeros((12, H, H), np.float32), np.int64(0), np.float32(0)
-            return np.load(folder/f'{r}.npy').astype(np.float32), store.labels[r], np.float32(1)
+            return read_sample(folder/f'{r}.npy').astype(np.float32), store.labels[r], np.float32(1)
         ds = tf.data.Dataset.range(len(grid) * B)
         ds = ds.map(lambda k: tf.numpy_function(one, [k], (tf.float32, tf.int64, tf.float32))).batch(B)
     else:
