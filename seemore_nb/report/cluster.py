@@ -149,19 +149,37 @@ def submit_jobs(executor, rows, work, stop, profile: str, overrides, cfg, device
         executor.update_parameters(name=f"seemore-{row['label']}", gpus_per_node=job_gpus(row, cfg, device_kind),
                                    slurm_exclusive=row.kind == 'timing')      # a timing shares no node
         cell = CellJob(work, stop, row, profile, list(overrides), cfg.cluster.max_resubmits, driver=driver)
-        jobs.append((row, executor.submit(cell)))
+        jobs.append((row, _submit(executor, cell, row['label'])))
     return jobs
+
+def _submit(executor, cell, label: str):
+    """`executor.submit(cell)`, started with Ctrl-C ignored (submitit's local controller, and the job under it, would
+    print a traceback each: the driver stops its jobs itself); a refused submission is a one-line `ClusterError`."""
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+    try: return executor.submit(cell)
+    except Exception as e:                              # sbatch's own error is the last line of its output
+        out = getattr(e, 'output', None) or getattr(e, 'stderr', None) or str(e)
+        out = out.decode(errors='replace') if isinstance(out, bytes) else str(out)
+        said = [line.strip() for line in out.splitlines() if line.strip()] or [type(e).__name__]
+        raise ClusterError(f'the job of {label} was not accepted: {said[-1]}') from None
+    finally:
+        if main: signal.signal(signal.SIGINT, previous)
 
 def job_log(job) -> Path:
     "A job's log: submitit's stdout file of its first task (it holds the stderr too)."
     return Path(job.paths.stdout)
 
 def job_error(e: BaseException) -> str:
-    "Why a job failed, in one line: the last line of its traceback, else the start of submitit's message."
+    "Why a job failed, in one line: the last line of its traceback, else what became of a job with no result."
     text = str(e)
     if 'failed during processing' in text:
         trace = [l.strip() for l in text.split('-' * 22)[1].splitlines() if l.strip()]
         if trace: return trace[-1]
+    if 'has not produced any output' in text:           # killed, out of memory or time, or not requeued again
+        state = text.split('(state: ', 1)[1].split(')', 1)[0] if '(state: ' in text else 'unknown'
+        return (f'its job ended without a result (state {state}): it was killed, ran out of memory or time, or was '
+                'not resubmitted (cluster.max_resubmits); its log says more')
     return ' '.join(text.splitlines()[:2]) or type(e).__name__
 
 def stop_jobs(jobs, stop_file: Path | None = None, timeout: float = 30.0) -> list[str]:
