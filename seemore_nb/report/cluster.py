@@ -6,22 +6,24 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import shutil
 import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..config import SeemoreError, resolve_path
+from ..config import SeemoreError, atomic_write, resolve_path
 
 # %% auto #0
-__all__ = ['EXECUTORS', 'DRIVER_GRACE', 'ClusterError', 'check_executor', 'job_gpus', 'job_gpu_limit', 'make_executor',
-           'driver_alive', 'driver_stop_file', 'CellJob', 'submit_jobs', 'job_log', 'job_error', 'stop_jobs',
-           'wait_jobs']
+__all__ = ['EXECUTORS', 'DRIVER_GRACE', 'ACTIVE', 'ClusterError', 'check_executor', 'job_gpus', 'job_gpu_limit', 'make_executor',
+           'driver_alive', 'driver_stop_file', 'CellJob', 'squeue_state', 'submit_jobs', 'job_log', 'job_error',
+           'stop_jobs', 'wait_jobs']
 
 # %% ../../nbs/67_report.cluster.ipynb #c1a50006
 EXECUTORS = ('inline', 'local', 'slurm')     # --executor: this process, submitit's LocalExecutor, Slurm
@@ -115,10 +117,12 @@ class CellJob:
         again = f' (resubmission {self.resubmits} of {self.max_resubmits})' if self.resubmits else ''
         print(f'{label}: job process {os.getpid()}{again}', flush=True)
         outcome, orphan, ended = None, threading.Event(), threading.Event()
-        if self.driver and self.driver[0] == socket.gethostname():
-            threading.Thread(target=_watch_driver, args=(label, self.driver, orphan, ended), daemon=True).start()
-        with stop:
-            try: outcome = self.work(self.row, self.profile, self.overrides)
+        with stop:                                                # its handlers first: the watch may signal at once
+            try:
+                if self.driver and self.driver[0] == socket.gethostname():
+                    watch = (label, self.driver, orphan, ended)
+                    threading.Thread(target=_watch_driver, args=watch, daemon=True).start()
+                outcome = self.work(self.row, self.profile, self.overrides)
             except KeyboardInterrupt: pass                        # stopped before or after its kernel
             finally: ended.set()
         if stop.signal:
@@ -141,15 +145,46 @@ class CellJob:
         return DelayedSubmission(dataclasses.replace(self, resubmits=self.resubmits + 1))
 
 # %% ../../nbs/67_report.cluster.ipynb #c1a50015
+ACTIVE = {'PENDING', 'RUNNING', 'CONFIGURING', 'COMPLETING', 'REQUEUED', 'RESIZING', 'SUSPENDED'}
+
+def squeue_state(job_id: str) -> str | None:
+    "A Slurm job's state from `squeue` (None when Slurm no longer lists it, or cannot be asked)."
+    command = ['squeue', '-h', '-j', str(job_id), '-o', '%T']
+    try: out = subprocess.run(command, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError): return None
+    return (out.stdout.split() or [None])[0] if out.returncode == 0 else None
+
+def _sent(cfg) -> Path: return resolve_path(cfg.cluster.logs)/'sent.json'
+
+def _read_sent(cfg) -> dict:
+    try: return json.loads(_sent(cfg).read_text())
+    except (OSError, ValueError): return {}
+
+def _still_running(executor, row, cfg):
+    "The Slurm job an earlier command sent for `row`'s run while Slurm still runs it (its driver was gone), else None."
+    if getattr(executor, 'cluster', None) != 'slurm' or row.folder is None: return None
+    sent = _read_sent(cfg).get(str(row.folder))
+    if not sent or squeue_state(sent['job_id']) not in ACTIVE: return None
+    import submitit
+    print(f"{row['label']}: still running as Slurm job {sent['job_id']}, sent by an earlier command: waiting for it "
+          'instead of sending another', flush=True)
+    return submitit.SlurmJob(folder=resolve_path(cfg.cluster.logs)/'%j', job_id=str(sent['job_id']))
+
 def submit_jobs(executor, rows, work, stop, profile: str, overrides, cfg, device_kind=None) -> list[tuple]:
-    "Send each row as a `CellJob` that knows its driver, this process; (row, job) pairs."
+    """Send each row as a `CellJob` that knows its driver, this process; (row, job) pairs. A Slurm job sent for the
+    same run by an earlier command that is still running is waited for instead (`sent.json` under `cluster.logs`)."""
     jobs, driver = [], (socket.gethostname(), os.getpid(), str(driver_stop_file(cfg)))
     driver_stop_file(cfg).unlink(missing_ok=True)           # left by an earlier process with this PID
     for row in rows:
+        found = _still_running(executor, row, cfg)
+        if found is not None: jobs.append((row, found)); continue
         executor.update_parameters(name=f"seemore-{row['label']}", gpus_per_node=job_gpus(row, cfg, device_kind),
                                    slurm_exclusive=row.kind == 'timing')      # a timing shares no node
         cell = CellJob(work, stop, row, profile, list(overrides), cfg.cluster.max_resubmits, driver=driver)
         jobs.append((row, _submit(executor, cell, row['label'])))
+        if getattr(executor, 'cluster', None) == 'slurm' and row.folder is not None:
+            sent = _read_sent(cfg) | {str(row.folder): dict(job_id=jobs[-1][1].job_id, label=row['label'])}
+            atomic_write(_sent(cfg), lambda f: f.write(json.dumps(sent, indent=1)), mode='w')
     return jobs
 
 def _submit(executor, cell, label: str):
