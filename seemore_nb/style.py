@@ -12,7 +12,7 @@ from .config import atomic_write, bf16_native, cpu_info
 
 # %% auto #0
 __all__ = ['COLOURS', 'RC', 'DATA_SOURCES', 'apply_style', 'data_text', 'device_kind', 'machine_text', 'amp_note', 'run_footer',
-           'footer', 'save_figure']
+           'footer', 'save_figure', 'busy_note']
 
 # %% ../nbs/03_style.ipynb #006277b7
 COLOURS = ['#4C72B0', '#DD8452', '#55A868', '#C44E52', '#8172B3', '#937860', '#DA8BC3', '#8C8C8C']
@@ -91,3 +91,13 @@ def save_figure(fig, path) -> list[Path]:
         atomic_write(target, lambda f: fig.savefig(f, format=fmt, metadata=meta, bbox_inches='tight', pad_inches=0.1))
         out.append(target)
     return out
+
+def busy_note(runs) -> str:
+    """'BUSY: ... · ' when any of `runs` (finished runs, with their `complete.json` as `.complete`) was measured on a busy
+    machine (`26_engine.launch` records it), else '': a figure's footer starts with it."""
+    runs = list(runs)
+    busy = [r for r in runs if (r.complete.get('load') or {}).get('busy')]
+    if not busy: return ''
+    names = ', '.join(r.folder.name for r in busy[:3]) + (', …' if len(busy) > 3 else '')
+    return (f'BUSY: {len(busy)} of {len(runs)} runs were measured while other processes took more than '
+            f"{busy[0].complete['load']['threshold']:.0%} of the CPU ({names}); their times are not comparable · ")
