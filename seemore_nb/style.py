@@ -93,8 +93,8 @@ def save_figure(fig, path) -> list[Path]:
     return out
 
 def busy_note(runs) -> str:
-    """'BUSY: ... · ' when any of `runs` (finished runs, with their `complete.json` as `.complete`) was measured on a busy
-    machine (`26_engine.launch` records it), else '': a figure's footer starts with it."""
+    """'BUSY: ... · ' when any of `runs` (finished runs, with their `complete.json` as `.complete`) was measured on a
+    busy machine (`26_engine.launch` records it), else '': a figure's footer starts with it."""
     runs = list(runs)
     busy = [r for r in runs if (r.complete.get('load') or {}).get('busy')]
     if not busy: return ''

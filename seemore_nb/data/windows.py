@@ -63,8 +63,8 @@ def chronological_split(end_pos: np.ndarray, calendar: pd.DatetimeIndex, val_fra
     usable = last - first + 1 - 2 * purge
     n_test, n_val = round(usable * test_fraction), round(usable * val_fraction)
     if usable - n_test - n_val < 1 or n_val < 1 or n_test < 1:
-        raise WindowsError(f'{last - first + 1} days of window ends are too few for the split '
-                           f'(val {val_fraction}, test {test_fraction}, purge {purge} days): widen data.start..data.end')
+        raise WindowsError(f'{last - first + 1} days of window ends are too few for the split (val {val_fraction}, '
+                           f'test {test_fraction}, purge {purge} days): widen data.start..data.end')
     test_start = last - n_test + 1
     val_start = test_start - purge - n_val
     train_end = val_start - purge - 1
