@@ -206,3 +206,14 @@ def test_the_store_benchmark_prints_its_ratio_last_and_records_it(tmp_path):
     [entry] = json.loads(record.read_text()).values()
     assert entry['line'] == lines[-1] and [r['tickers'] for r in entry['result']['rows']] == [2, 3]
     assert not list(Path(tempfile.gettempdir()).glob('seemore-store-bench-*'))      # the generated universe is gone
+
+
+def test_a_stopped_build_whose_arrays_were_removed_starts_again(smoke, reference, monkeypatch):
+    root = Path(smoke.store.root)
+    subprocess.run([sys.executable, '-c', textwrap.dedent(KILLED_AT.format(root=root, stop=2))], capture_output=True,
+                   timeout=120)
+    [tmp] = root.glob('.*.building-*')
+    (tmp/'stock.npy').unlink()
+    renders = counting_renders(monkeypatch)
+    assert_same_store(build_store(smoke, progress=False), reference)
+    assert sorted(renders) == list(range(6))

@@ -209,6 +209,8 @@ def _build(cfg: Config, folder: Path, rebuild: bool, progress: bool) -> Path:
     items = _items(index, context_pos, size)
     tmp, kept = resume_build(root, key, _plan(key, index, context_pos, items, size), fresh=rebuild)
     resumed = (tmp/PLAN).exists()
+    if resumed and not all((tmp/f'{kind}.npy').exists() for kind in ('stock', 'context')):   # its arrays were removed
+        shutil.rmtree(tmp); tmp.mkdir(); kept, resumed = {}, False
     if resumed:
         print(f'seemore_store: resuming a stopped build of {folder.name}: {sum(e["images"] for e in kept.values()):,} '
               f'of {total:,} images kept', file=sys.stderr)
