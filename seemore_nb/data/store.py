@@ -207,23 +207,24 @@ def _build(cfg: Config, folder: Path, rebuild: bool, progress: bool) -> Path:
     index, context_pos = _layout(windows)
     size, total = cfg.spectrogram.image_size, 2 * (len(index) + len(context_pos))
     items = _items(index, context_pos, size)
-    tmp, kept = resume_build(root, key, _plan(key, index, context_pos, items, size), fresh=rebuild)
+    plan = _plan(key, index, context_pos, items, size)
+    tmp, kept = resume_build(root, key, plan, fresh=rebuild)
     resumed = (tmp/PLAN).exists()
     if resumed and not all((tmp/f'{kind}.npy').exists() for kind in ('stock', 'context')):   # its arrays were removed
         shutil.rmtree(tmp); tmp.mkdir(); kept, resumed = {}, False
+    kept_images = sum(e['images'] for e in kept.values())
     if resumed:
-        print(f'seemore_store: resuming a stopped build of {folder.name}: {sum(e["images"] for e in kept.values()):,} '
-              f'of {total:,} images kept', file=sys.stderr)
+        print(f'seemore_store: resuming a stopped build of {folder.name}: {kept_images:,} of {total:,} images kept',
+              file=sys.stderr)
     try:
         if not resumed:
             for kind, n in (('stock', len(index)), ('context', len(context_pos))):
                 allocate(tmp/f'{kind}.npy', (n, 2, size, size))
-            write_plan(tmp, _plan(key, index, context_pos, items, size))
+            write_plan(tmp, plan)
         fit = _render_all(windows, cfg, tmp, index, context_pos, items, kept, progress)
         atomic_write(tmp/'index.parquet', lambda f: index.to_parquet(f))
         mine = written_bytes()                    # Linux adds an ended child's count to its parent's: the workers'
         wrote = None if None in (own, mine) else mine - own
-        kept_images = sum(e['images'] for e in kept.values())
         _write_manifest(cfg, key, tmp, windows, index, context_pos, fit,
                         dict(seconds=time.perf_counter() - start, bytes_written=wrote, kept_images=kept_images))
         if folder.exists(): shutil.rmtree(folder)

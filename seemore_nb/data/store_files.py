@@ -251,11 +251,11 @@ READERS = '.readers'                               # every open Store holds a sh
 
 def hold_readers(folder: Path):
     "A shared lock on the store `folder`'s readers file, held until the returned file is closed; None if it cannot be."
-    try:
-        f = open(folder/READERS, 'a')
-        fcntl.flock(f.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
-        return f
-    except OSError: return None                     # a read-only folder, or a prune removing it right now
+    try: f = open(folder/READERS, 'a')
+    except OSError: return None                     # a read-only folder
+    try: fcntl.flock(f.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError: f.close(); return None          # a prune removing it right now
+    return f
 
 @contextlib.contextmanager
 def _no_readers(folder: Path):

@@ -19,13 +19,13 @@ from pathlib import Path
 
 import json
 
-from ..config import (Config, ConfigError, add_config_args, atomic_write, config_from_args, guarded,
-                               load_config, save_config, with_overrides)
+from ..config import (Config, ConfigError, add_config_args, config_from_args, guarded, load_config,
+                               save_config, with_overrides)
 from .distributed import DistEnv, cpu_threads
 from ..core import die_with_parent
 from .machines import check_tf_config, this_node, torchrun_node_args
 from .runs import (RunFolder, RunInterrupted, TrainingError, new_run_id, read_record,
-                                    record_digest, stopped_message)
+                                    stopped_message, write_record)
 from .trainer import task_for, train
 
 # %% auto #0
@@ -191,9 +191,7 @@ def record_load(folder: Path, load: dict):
     "Add `load` to the finished run's `complete.json` and seal it again (nothing when the run did not finish)."
     record, damage = read_record(folder)
     if record is None or damage or not load: return
-    record = {k: v for k, v in record.items() if k != 'digest'} | {'load': load}
-    text = json.dumps(record | {'digest': record_digest(record)}, indent=1)
-    atomic_write(folder/'complete.json', lambda f: f.write(text), mode='w')
+    write_record(folder, record | {'load': load})
     if load['busy']:
         print(f"run {folder.name}: measured on a busy machine (other processes took {load['others_share']:.0%} of "
               f"its CPU time, more than {BUSY_SHARE:.0%}): its timings are marked busy", file=sys.stderr, flush=True)

@@ -27,9 +27,10 @@ from ..config import (Config, ConfigError, SeemoreError, atomic_write, config_di
 
 # %% auto #0
 __all__ = ['RESUMABLE_CHANGES', 'OTHER_STAGES', 'TIMING_COLUMNS', 'RUN_FILES', 'RunError', 'new_run_id', 'run_dir', 'RunLock',
-           'changed_keys', 'refuse_changed', 'file_record', 'run_damage', 'record_digest', 'read_record', 'RunFolder',
-           'epoch_row', 'end_epoch', 'FinishedRun', 'load_run', 'TrainingError', 'newest_checkpoint',
-           'prune_checkpoints', 'RunInterrupted', 'resume_hint', 'stopped_message', 'GracefulStop', 'diverged_error']
+           'changed_keys', 'refuse_changed', 'file_record', 'run_damage', 'record_digest', 'read_record',
+           'write_record', 'RunFolder', 'epoch_row', 'end_epoch', 'FinishedRun', 'load_run', 'TrainingError',
+           'newest_checkpoint', 'prune_checkpoints', 'RunInterrupted', 'resume_hint', 'stopped_message', 'GracefulStop',
+           'diverged_error']
 
 # %% ../../nbs/20_engine.runs.ipynb #94744c31
 class RunError(SeemoreError):
@@ -60,10 +61,9 @@ class RunLock:
         "The holder of the lock ({} when it wrote none) while a live process holds it, else None; takes nothing."
         if not self.path.exists(): return None
         fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
-        try: fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        try: fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB); return None
         except BlockingIOError: return self.holder()
         finally: os.close(fd)
-        return None
 
     def acquire(self) -> 'RunLock':
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -162,6 +162,12 @@ def read_record(folder: Path) -> tuple[dict | None, list[str]]:
         return None, ['complete.json was edited after the run wrote it (its digest differs)']
     return record, run_damage(Path(folder), record)
 
+def write_record(folder: Path, record: dict):
+    "Write `record` as `complete.json`, as it reads back (through JSON) and sealed with its `record_digest`."
+    record = json.loads(json.dumps({k: v for k, v in record.items() if k != 'digest'}, default=float))
+    text = json.dumps(record | {'digest': record_digest(record)}, indent=1)
+    atomic_write(Path(folder)/'complete.json', lambda f: f.write(text), mode='w')
+
 class RunFolder:
     "The files of one run, `runs_dir/run_id/`, for any engine."
     def __init__(self, cfg: Config):
@@ -195,8 +201,8 @@ class RunFolder:
         with fewer epochs."""
         saved = self.saved_config()
         if self.cfg.train.resume != 'auto' or saved is None or not self.has_checkpoints(): return
-        edited = [d for d in self.damage() if d.startswith('config.yaml')]
-        if edited and changed_keys(saved, config_dict(self.cfg)):     # its checkpoints' settings are unknown
+        changed = changed_keys(saved, config_dict(self.cfg))          # then its checkpoints' settings are unknown:
+        if edited := changed and [d for d in self.damage() if d.startswith('config.yaml')]:
             raise ConfigError(f'run {self.dir.name}: {edited[0]}, so its checkpoints cannot be checked against these '
                               f'settings: delete {self.dir} to train it again from scratch')
         refuse_changed(saved, self.cfg, self.dir)
@@ -261,10 +267,8 @@ class RunFolder:
         atomic_write(self.dir/'timing.parquet', lambda f: timing.to_parquet(f))
         rows = {'metrics.csv': len(history), 'timing.parquet': len(timing), 'config.yaml': None}
         machine = cpu_info() | {'gpu': summary.pop('gpu', None)}      # what decides the timings: the footers read it
-        summary = json.loads(json.dumps(summary | {'machine': machine, 'files': {
-            name: file_record(self.dir/name, rows[name]) for name in RUN_FILES}}, default=float))   # as it reads back
-        text = json.dumps(summary | {'digest': record_digest(summary)}, indent=1)
-        atomic_write(self.dir/'complete.json', lambda f: f.write(text), mode='w')
+        write_record(self.dir, summary | {'machine': machine, 'files': {name: file_record(self.dir/name, rows[name])
+                                                                        for name in RUN_FILES}})
 
 # %% ../../nbs/20_engine.runs.ipynb #a8322aa4
 def epoch_row(epoch: int, train: dict, val: dict, start: float, end: float) -> dict:
@@ -304,11 +308,8 @@ class FinishedRun:
     timing: pd.DataFrame
     complete: dict
 
-    @property
-    def world_size(self) -> int: return int(self.complete['world_size'])
-
-    @property
-    def framework(self) -> str: return self.complete.get('framework', 'pytorch')
+    world_size = property(lambda self: int(self.complete['world_size']))
+    framework = property(lambda self: self.complete.get('framework', 'pytorch'))
 
 def load_run(folder) -> FinishedRun:
     """Read a finished run; a missing file, or one that differs from what the run wrote, is a `RunError` naming the file

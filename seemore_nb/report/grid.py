@@ -179,17 +179,18 @@ def missing_feature(needs: str) -> str | None:
     return None
 
 # %% ../../nbs/62_report.grid.ipynb #158d9e21
-def _status(cell: GridRow, meta: dict, gpus: int | None, folder: Path | None, epochs: int) -> str:
+def _status(cell: GridRow, meta: dict, gpus: int | None, folder: Path | None, epochs: int) -> tuple[str, dict]:
+    "The row's status, and the finished run's machine load (`complete.json`'s `load`, {} for other statuses)."
     why = missing_feature(cell.needs)
-    if why: return f'skipped: needs {why}'
-    if cell.profile != '-' and cell.profile not in profile_names(): return f'skipped: needs profile {cell.profile}'
+    if why: return f'skipped: needs {why}', {}
+    if cell.profile != '-' and cell.profile not in profile_names(): return f'skipped: needs profile {cell.profile}', {}
     if meta.get('device_kind') == 'gpu' and cell.kind != 'stage' and cell.devices > gpus:
-        return f'skipped: needs {cell.devices} GPUs, this machine has {gpus}'
+        return f'skipped: needs {cell.devices} GPUs, this machine has {gpus}', {}
     if folder is not None:
         record, damage = read_record(folder)
-        if damage: return f'damaged: {"; ".join(damage)}'
-        if record is not None and record.get('epochs', 0) >= epochs: return 'done'
-    return 'todo'
+        if damage: return f'damaged: {"; ".join(damage)}', {}
+        if record is not None and record.get('epochs', 0) >= epochs: return 'done', record.get('load') or {}
+    return 'todo', {}
 
 def _stage_done(cell: GridRow, profile: str, overrides) -> bool:
     "Whether a stage has nothing left to do, by its module's own `stage_done(cfg)` (a stage without one always runs)."
@@ -224,12 +225,11 @@ def grid_plan(
                 # a timing cell's template draws no curves: 3 short epochs, drawn by the timing figures instead
                 row['params'] = template_parameters(cell, profile, overrides) | dict(run_id=row['run_id'],
                                                                                      curves=cell.kind != 'timing')
-                row['status'] = _status(cell, meta, gpus, row['folder'], cfg.train.epochs)
-                load = ((read_record(row['folder'])[0] or {}).get('load') or {}) if row['status'] == 'done' else {}
+                row['status'], load = _status(cell, meta, gpus, row['folder'], cfg.train.epochs)
                 row['busy'] = load.get('others_share') if load.get('busy') else None
             except SeemoreError as e: row['status'] = f'error: {e}'
         else:
-            row['status'] = _status(cell, meta, gpus, None, 0)
+            row['status'] = _status(cell, meta, gpus, None, 0)[0]
             if stages and cell.kind == 'stage' and row['status'] == 'todo' and _stage_done(cell, profile, overrides):
                 row['status'] = 'done'
         rows.append(row)

@@ -101,12 +101,14 @@ def results_markdown(cfg, plan: pd.DataFrame, drawn: list, outcomes: list, prov:
     if len(nums):
         cols = [c for c in RUN_COLUMNS if c in nums] + [c for c in nums if c.startswith('eval_')]
         out += [markdown_table(nums[cols].rename(columns=RUN_COLUMNS), FORMATS), '']
-        busy = [(getattr(c, 'label', c.name), c.run.folder.name, c.run.complete['load']['others_share'])
-                for c in cells.itertuples() if (c.run.complete.get('load') or {}).get('busy')]
+        loads = [(getattr(c, 'label', c.name), c.run.folder.name, c.run.complete.get('load') or {})
+                 for c in cells.itertuples()]
+        busy = [(cell, run, load['others_share']) for cell, run, load in loads if load.get('busy')]
         if busy:
-            out += ['**Measured on a busy machine:** other processes took more than a fifth of the CPU while these runs'
-                    ' ran, so their times are not comparable with the others (`26_engine.launch`); measure them again'
-                    ' with `seemore_reproduce --remeasure-busy`.', '',
+            share = next(load['threshold'] for *_, load in loads if load.get('busy'))
+            out += [f'**Measured on a busy machine:** other processes took more than {share:.0%} of the CPU while these'
+                    ' runs ran, so their times are not comparable with the others (`26_engine.launch`); measure them'
+                    ' again with `seemore_reproduce --remeasure-busy`.', '',
                     markdown_table(pd.DataFrame(busy, columns=['cell', 'run', 'others took']),
                                    {'others took': '{:.0%}'}), '']
         summary = summarize(nums)
