@@ -42,7 +42,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q --durations=12 tests
 
 # The documentation site in _docs/ (open _docs/index.html): every notebook executed as nbdev_test runs it, cached,
-# plus the executed figure templates of the smoke grid (PROFILE=cpu: the main job's); see nbs/72_tools.docs.ipynb.
+# plus the executed figure templates of the smoke grid (PROFILE=cpu: the main job's); see nbs/82_tools.docs.ipynb.
 DOCS_PROFILE := $(if $(filter command line environment,$(origin PROFILE)),$(PROFILE),smoke)
 docs: $(STAMP)
 	OMP_NUM_THREADS=1 $(BIN)/seemore_docs --config $(DOCS_PROFILE)

@@ -8,6 +8,12 @@ cfg = ConfigParser(delimiters=['='])
 cfg.read(Path(__file__).parent / 'settings.ini', encoding='utf-8')
 cfg = cfg['DEFAULT']
 
+# Extras, from settings.ini's <name>_requirements: tf, paper, docs (it executes the paper's templates: paper too),
+# cluster; dev is all of them plus the notebook and test tools.
+EXTRAS = {name: cfg[f'{name}_requirements'].split() for name in ('tf', 'paper', 'docs', 'cluster')}
+EXTRAS['docs'] += EXTRAS['paper']
+EXTRAS['dev'] = list(dict.fromkeys([*(r for reqs in EXTRAS.values() for r in reqs), *cfg['dev_requirements'].split()]))
+
 setup(
     name=cfg['lib_name'],
     version=cfg['version'],
@@ -21,8 +27,9 @@ setup(
     package_data={'seemore_nb': ['configs/*.yaml', 'configs/grids/*.yaml']},
     include_package_data=True,
     install_requires=cfg['requirements'].split(),
-    extras_require={'dev': cfg['dev_requirements'].split(), 'cluster': cfg['cluster_requirements'].split()},
+    extras_require=EXTRAS,
     entry_points={'console_scripts': cfg['console_scripts'].split(),
+                  'seemore_nb.tasks': cfg['tasks'].split(),
                   'nbdev': [f"{cfg['lib_name']}={cfg['lib_name']}._modidx:d"]},
     zip_safe=False,
 )

@@ -1,12 +1,15 @@
 """seemore_nb: stock wavelet spectrograms to a ViT, and the Seemore VLM, as one reproducible nbdev paper.
 
+The public API (`import seemore_nb as sn`; `nbs/90_api.ipynb`): `sn.load_config(profile_or_path, overrides=())`,
+`sn.train(cfg, task=None)`, `sn.load_run(folder)`, `sn.build_store(cfg)`, `sn.open_store(cfg)`, `sn.reproduce(cfg)`.
+
 Module map, in the notebooks' numbered bands (`nbs/NN_pkg.module.ipynb` exports `seemore_nb/pkg/module.py`);
 a module imports only modules of lower numbers:
 
 - 0x basics
-  - `core`: the project root, atomic writes, one-line errors, children that die with their parent
-  - `schema`: the config's sections as typed dataclasses with their bounds, the task registry
-  - `config`: a config from YAML profiles and dotted overrides, strictly checked, saved and hashed
+  - `core`: the project root, atomic writes, one-line errors, children that die with their parent, optional extras
+  - `schema`: the config's sections as typed dataclasses with their bounds
+  - `config`: a config from YAML profiles and dotted overrides, strictly checked, saved and hashed; the task registry
   - `style`: one figure style and footer
   - `benchmarks`: the benchmark record, `figures/benchmarks.json`
 - 1x `data`: prices to samples
@@ -43,16 +46,31 @@ a module imports only modules of lower numbers:
 - 6x `report`: from runs to the paper
   - `report.analysis`: runs read back into tables
   - `report.figures`: the grid's timing figures
-  - `report.grid`: the grid of runs and stages
+  - `report.cells`: the grid's table, a row's config and run id, a saved plan, the runs a figure reads
   - `report.vlm`: the VLM's figures
   - `report.baselines`: the baselines' run folder, tables, figures and stage
   - `report.results`: RESULTS.md
   - `report.control`: the learnability control: accuracy against a planted signal's strength
-  - `report.cluster`: the grid on a cluster: each row a submitit job (`seemore_reproduce --executor slurm|local`)
-  - `report.reproduce`: `seemore_reproduce`
-- 7x `tools`
+- 7x `orchestrate`: running the paper
+  - `orchestrate.grid`: the plan of a config's grid, the stages registered with it
+  - `orchestrate.cluster`: the grid on a cluster: each row a submitit job (`seemore_reproduce --executor slurm|local`)
+  - `orchestrate.notebooks`: papermill from one process: a template executed into its record, skipped when unchanged
+  - `orchestrate.reproduce`: `seemore_reproduce`
+- 8x `tools`
   - `tools.gpu`: `seemore_bench gpu`, the GPU check of the `paper` profile
   - `tools.bench`: `seemore_bench`
   - `tools.docs`: the documentation site
+- 9x the public API
+  - `api`: `load_config`, `train`, `load_run`, `build_store`, `open_store`, `reproduce`, re-exported here
 """
 __version__ = "0.1.0"
+
+API = ('load_config', 'train', 'load_run', 'build_store', 'open_store', 'reproduce')
+__all__ = ['__version__', *API]
+
+def __getattr__(name: str):
+    "The public API, imported on first use: `import seemore_nb` alone imports neither PyTorch nor TensorFlow."
+    if name in API:
+        from . import api
+        return getattr(api, name)
+    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')

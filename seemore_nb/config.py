@@ -7,10 +7,14 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import importlib
+import importlib.metadata
 import importlib.util
 import json
 import math
+import re
 import typing
+from configparser import ConfigParser
 from datetime import date
 from pathlib import Path
 
@@ -19,24 +23,64 @@ import yaml
 from .core import (SeemoreError, atomic_write, bf16_native, cpu_info, file_sha256, guarded, os_error_line,
                              project_root, read_yaml, resolve_path)
 from .schema import (
-    FRACTION, INPUT_FORMS, POSITIVE, RUN_ID, TASKS, BaselinesConfig, ClusterConfig, Config, ConfigError, DataConfig,
-    ModelConfig, SpectrogramConfig, StoreConfig, TrainConfig, VLMConfig, task_class)
+    FRACTION, INPUT_FORMS, POSITIVE, RUN_ID, BaselinesConfig, ClusterConfig, Config, ConfigError, DataConfig,
+    ModelConfig, SpectrogramConfig, StoreConfig, TrainConfig, VLMConfig)
 
 # re-exported: modules import the basics and the schema from here
 _all_ = ['SeemoreError', 'atomic_write', 'bf16_native', 'cpu_info', 'file_sha256', 'guarded', 'os_error_line',
          'project_root', 'read_yaml', 'resolve_path',
-         'FRACTION', 'INPUT_FORMS', 'POSITIVE', 'RUN_ID', 'TASKS', 'BaselinesConfig', 'ClusterConfig', 'Config',
+         'FRACTION', 'INPUT_FORMS', 'POSITIVE', 'RUN_ID', 'BaselinesConfig', 'ClusterConfig', 'Config',
          'ConfigError',
-         'DataConfig', 'ModelConfig', 'SpectrogramConfig', 'StoreConfig', 'TrainConfig', 'VLMConfig', 'task_class']
+         'DataConfig', 'ModelConfig', 'SpectrogramConfig', 'StoreConfig', 'TrainConfig', 'VLMConfig']
 
 
 # %% auto #0
-__all__ = ['PACKAGE_DIR', 'PROFILES_DIR', 'build_config', 'validate_config', 'module_path', 'profile_names', 'parse_override',
-           'load_config', 'with_overrides', 'config_dict', 'save_config', 'config_hash', 'add_config_args',
+__all__ = ['TASK_GROUP', 'IMPORT_PATH', 'PACKAGE_DIR', 'PROFILES_DIR', 'registered_tasks', 'unknown_task', 'task_class',
+           'build_config', 'validate_config', 'module_path', 'profile_names', 'parse_override', 'load_config',
+           'with_overrides', 'config_origin', 'config_dict', 'save_config', 'config_hash', 'add_config_args',
            'config_from_args', 'SeemoreError', 'atomic_write', 'bf16_native', 'cpu_info', 'file_sha256', 'guarded',
            'os_error_line', 'project_root', 'read_yaml', 'resolve_path', 'FRACTION', 'INPUT_FORMS', 'POSITIVE',
-           'RUN_ID', 'TASKS', 'BaselinesConfig', 'ClusterConfig', 'Config', 'ConfigError', 'DataConfig', 'ModelConfig',
-           'SpectrogramConfig', 'StoreConfig', 'TrainConfig', 'VLMConfig', 'task_class']
+           'RUN_ID', 'BaselinesConfig', 'ClusterConfig', 'Config', 'ConfigError', 'DataConfig', 'ModelConfig',
+           'SpectrogramConfig', 'StoreConfig', 'TrainConfig', 'VLMConfig']
+
+# %% ../nbs/02_config.ipynb #681df355
+TASK_GROUP = 'seemore_nb.tasks'             # the entry-point group of `train.task` names
+IMPORT_PATH = re.compile(r'^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$')
+
+def _declared_tasks(settings: Path | None = None) -> dict[str, str]:
+    "The built-in tasks as `settings.ini` declares them (a checkout that is not installed has no metadata)."
+    settings = settings or Path(importlib.util.find_spec('seemore_nb').origin).parent.parent/'settings.ini'
+    if not settings.exists(): return {}
+    parser = ConfigParser(delimiters=['='])
+    parser.read(settings, encoding='utf-8')
+    lines = parser['DEFAULT'].get('tasks', '').split()
+    return {name.strip(): target.strip() for name, _, target in (line.partition('=') for line in lines)}
+
+def registered_tasks() -> dict[str, str]:
+    "Every registered `train.task` name and the `module:Class` it stands for, from the installed entry points."
+    found = {ep.name: ep.value for ep in importlib.metadata.entry_points(group=TASK_GROUP)}
+    return _declared_tasks() | found
+
+def unknown_task(name: str) -> str:
+    "The one line for a `train.task` that names no task."
+    return (f"train.task={name!r} is neither a registered task ({', '.join(sorted(registered_tasks()))}) nor an "
+            "import path: give your own task as train.task=package.module:Class, or register it as an entry point "
+            f"of the group {TASK_GROUP} (nbs/01_schema.ipynb shows how)")
+
+def task_class(name: str):
+    "The task class that `train.task=name` stands for: a registered name, or an import path `module:Class`."
+    target = registered_tasks().get(name) or (name if IMPORT_PATH.match(name) else None)
+    if target is None: raise ConfigError(unknown_task(name))
+    module, _, attr = target.partition(':')
+    try: obj = importlib.import_module(module)
+    except ImportError as e:
+        raise ConfigError(f"train.task={name!r}: cannot import {module} ({e}); is its folder on PYTHONPATH, or its "
+                          "package installed?") from None
+    for part in attr.split('.'):
+        if not hasattr(obj, part):
+            raise ConfigError(f"train.task={name!r}: {module} has no {attr}; name the class as module:Class")
+        obj = getattr(obj, part)
+    return obj
 
 # %% ../nbs/02_config.ipynb #13535c34
 def _valid_keys(cls) -> str:
@@ -99,7 +143,10 @@ def _check_bounds(value, meta: dict, key: str):
             raise ConfigError(f"config key '{where}' must be {allowed}; got {v!r}")
 
 def validate_config(cfg) -> None:
-    "Every section's cross-field checks (`validate(cfg)` on a section dataclass), before any work starts."
+    """Every section's cross-field checks (`validate(cfg)` on a section dataclass), before any work starts; first,
+    that `train.task` names a task (a registered name, or an import path, imported only when it trains)."""
+    if cfg.train.task not in registered_tasks() and not IMPORT_PATH.match(cfg.train.task):
+        raise ConfigError(unknown_task(cfg.train.task))
     for f in dataclasses.fields(cfg):
         section = getattr(cfg, f.name)
         if dataclasses.is_dataclass(section) and hasattr(section, 'validate'): section.validate(cfg)
@@ -157,14 +204,24 @@ def _build_with(raw: dict, overrides) -> Config:
     validate_config(cfg)
     return cfg
 
+def _made(cfg: Config, source: str, given) -> Config:
+    cfg.__dict__['_origin'] = (str(source), tuple(given))    # not a field: not part of the config's content or hash
+    return cfg
+
 def load_config(profile: str = 'cpu', overrides=()) -> Config:
     "The config of the profile `profile` (a packaged name or a YAML path) with `overrides` applied."
-    return _build_with(_merge(dataclasses.asdict(Config(profile=Path(profile).stem)), _read_profile(profile)),
-                       overrides)
+    raw = _merge(dataclasses.asdict(Config(profile=Path(profile).stem)), _read_profile(profile))
+    return _made(_build_with(raw, overrides), profile, overrides)
 
 def with_overrides(cfg: Config, overrides) -> Config:
     "A copy of `cfg` with `overrides` applied, checked like any other."
-    return _build_with(dataclasses.asdict(cfg), overrides)
+    source, given = config_origin(cfg)
+    return _made(_build_with(dataclasses.asdict(cfg), overrides), source, [*given, *overrides])
+
+def config_origin(cfg: Config) -> tuple[str, tuple]:
+    """The profile (a packaged name or a YAML path) and the overrides that made `cfg`: what the grid applies to each
+    of its rows, and what a suggested command repeats (a config built otherwise: its profile name, none)."""
+    return cfg.__dict__.get('_origin', (cfg.profile, ()))
 
 # %% ../nbs/02_config.ipynb #c0cc6a4e
 def config_dict(cfg: Config, *sections: str) -> dict:

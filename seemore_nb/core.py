@@ -17,7 +17,8 @@ import yaml
 
 # %% auto #0
 __all__ = ['PR_SET_PDEATHSIG', 'TIMING_FLAGS', 'project_root', 'resolve_path', 'file_sha256', 'atomic_write', 'read_yaml',
-           'SeemoreError', 'os_error_line', 'guarded', 'die_with_parent', 'leave', 'cpu_info', 'bf16_native']
+           'SeemoreError', 'os_error_line', 'guarded', 'MissingExtra', 'need', 'die_with_parent', 'leave', 'cpu_info',
+           'bf16_native']
 
 # %% ../nbs/00_core.ipynb #8c8e1d52
 def project_root() -> Path:
@@ -127,6 +128,25 @@ def guarded(prog: str, body, debug: bool = False) -> int:
     except KeyboardInterrupt: message = 'interrupted'
     print(f'{prog}: error: {message} (--debug shows the traceback)', file=sys.stderr)
     return 1
+
+# %% ../nbs/00_core.ipynb #5e7d1a02
+class MissingExtra(SeemoreError, ImportError):
+    "A feature whose packages are not installed: the message names the extra of seemore_nb that installs them."
+
+def need(module: str, extra: str, feature: str, package: str | None = None, load: bool = True):
+    """`module`, imported (`load=False`: only checked to be installed, None); where it is not installed, a
+    `MissingExtra` saying in one line that `feature` needs `package` (default: the top-level module) and which extra of
+    seemore_nb installs it."""
+    import importlib
+    top = module.partition('.')[0]
+    try:
+        if load: return importlib.import_module(module)
+        if importlib.util.find_spec(top) is None: raise ModuleNotFoundError(name=top)   # None in sys.modules: None too
+        return None
+    except ModuleNotFoundError as e:
+        if not e.name or not (module == e.name or module.startswith(e.name + '.')): raise   # a broken install: its own
+        raise MissingExtra(f"{feature} needs {package or top}, which is not installed: pip install "
+                           f"'seemore_nb[{extra}]' (or make install)") from None
 
 # %% ../nbs/00_core.ipynb #c72a603d
 PR_SET_PDEATHSIG = 1

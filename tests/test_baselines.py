@@ -15,6 +15,13 @@ from seemore_nb.config import load_config
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def saved_plan(tmp) -> str:
+    "The smoke grid's plan with these overrides, saved as the main job hands it to the figure templates."
+    from seemore_nb.orchestrate.grid import grid_plan
+    from seemore_nb.report.cells import save_plan
+    return str(save_plan(grid_plan(load_config('smoke', overrides(tmp))), f'{tmp}/plan.json'))
+
+
 def overrides(tmp):
     "Smoke with one ticker and an odd number of test windows, so that two ranks need a padding repeat."
     return [f'train.runs_dir={tmp}/runs', f'store.root={tmp}/stores', 'data.tickers=[AAPL]', 'data.test_fraction=0.152',
@@ -63,11 +70,13 @@ def run_baselines(*args):
 def with_vit(ddp_run):
     "The DDP run copied, without its test predictions, to where the main job's 1-device run lives; then the reproduce stage."
     from seemore_nb.report.baselines import reproduce_stage, vit_predictions_path
+    from seemore_nb.orchestrate.grid import grid_plan
     tmp, folder = ddp_run
     cfg = load_config('smoke', overrides(tmp))
-    target = vit_predictions_path(cfg)
+    plan = grid_plan(cfg, stages=False)
+    target = vit_predictions_path(plan)
     shutil.copytree(folder, target.parent.parent, ignore=shutil.ignore_patterns('predictions'))
-    reproduce_stage(cfg)
+    reproduce_stage(cfg, plan)
     return tmp, target
 
 
@@ -77,12 +86,12 @@ def test_reproduce_stage_predicts_a_finished_run_without_predictions_as_the_engi
     assert made['window_id'].tolist() == engine['window_id'].tolist() and np.allclose(made['prob_up'], engine['prob_up'], atol=1e-5)
 
 
-def test_baselines_command_prints_the_table_with_the_vit_and_reuses_its_folder(with_vit):
+def test_baselines_command_prints_the_table_and_reuses_its_folder(with_vit):
     proc = run_baselines('--config', 'smoke', *overrides(with_vit[0]))
     assert proc.returncode == 0, proc.stderr[-3000:]
     folder = Path(proc.stdout.splitlines()[0])
     assert folder.parent == with_vit[0]/'runs'/'baselines' and (folder/'config.yaml').exists()
-    for model in ('vit', 'majority', 'logistic', 'arima', 'multi_output', 'buy and hold'): assert f'| {model} |' in proc.stdout
+    for model in ('majority', 'logistic', 'arima', 'multi_output', 'buy and hold'): assert f'| {model} |' in proc.stdout
     assert 'gross of costs' in proc.stdout
     from seemore_nb.report.baselines import build_baselines
     stamp = (folder/'complete.json').stat().st_mtime_ns
@@ -91,8 +100,8 @@ def test_baselines_command_prints_the_table_with_the_vit_and_reuses_its_folder(w
 
 
 def test_figure_templates_draw_the_baselines_and_the_backtest(with_vit, tmp_path):
-    from seemore_nb.report.reproduce import run_notebook
-    params = dict(profile='smoke', overrides=overrides(with_vit[0]), figures_dir=str(tmp_path))
+    from seemore_nb.orchestrate.reproduce import run_notebook
+    params = dict(plan=saved_plan(with_vit[0]), figures_dir=str(tmp_path))
     for name in ('70_baselines.ipynb', '71_backtest.ipynb'): run_notebook(ROOT/'nbs'/'paper'/name, tmp_path/name, params)
     for figure in ('baselines.png', 'backtest.png'): assert (tmp_path/figure).stat().st_size > 10_000
     assert '| vit |' in (tmp_path/'baselines.md').read_text()
@@ -123,8 +132,8 @@ def test_results_hold_the_momentum_baseline_and_every_scored_models_long_short_s
 
 
 def test_auc_check_template_finds_the_labels_right_and_writes_its_table(with_vit, tmp_path):
-    from seemore_nb.report.reproduce import run_notebook
-    params = dict(profile='smoke', overrides=overrides(with_vit[0]), figures_dir=str(tmp_path), seed_runs=['ddp'])
+    from seemore_nb.orchestrate.reproduce import run_notebook
+    params = dict(plan=saved_plan(with_vit[0]), figures_dir=str(tmp_path), seed_runs=['ddp'])
     run_notebook(ROOT/'nbs'/'paper'/'73_auc_check.ipynb', tmp_path/'73.ipynb', params)
     text = (tmp_path/'auc_check.md').read_text()
     assert '\n0 of ' in text and '| ddp |' in text and (tmp_path/'auc_check.png').stat().st_size > 10_000
@@ -136,18 +145,17 @@ def test_auc_check_template_finds_the_labels_right_and_writes_its_table(with_vit
 
 def test_horizons_grid_has_one_learning_cell_per_label_horizon():
     from seemore_nb.config import PROFILES_DIR
-    from seemore_nb.report.grid import grid_plan
-    plan = grid_plan('cpu', grid=PROFILES_DIR/'grids'/'horizons.yaml', stages=False)
+    from seemore_nb.orchestrate.grid import grid_plan
     cfg = load_config('cpu')
+    plan = grid_plan(cfg, grid=PROFILES_DIR/'grids'/'horizons.yaml', stages=False)
     assert list(plan.name) == [f'horizon-{h}' for h in cfg.data.horizons] and (plan.kind == 'learning').all()
-    assert plan.run_id.is_unique and all(f'data.label_horizon={h}' in r.params['overrides']
-                                         for h, r in zip(cfg.data.horizons, plan.itertuples()))
+    assert plan.run_id.is_unique and [c.data.label_horizon for c in plan.config] == list(cfg.data.horizons)
 
 
 def test_horizons_template_tables_each_finished_horizon_with_its_baselines_and_names_the_missing(with_vit, tmp_path):
     "The horizon-20 run is the DDP run copied to its grid folder; horizon-5 is never run: listed as missing."
-    from seemore_nb.report.grid import grid_plan
-    from seemore_nb.report.reproduce import run_notebook
+    from seemore_nb.orchestrate.grid import grid_plan
+    from seemore_nb.orchestrate.reproduce import run_notebook
     tmp, _ = with_vit
     grid = tmp_path/'horizons.yaml'
     grid.write_text(
@@ -155,10 +163,10 @@ def test_horizons_template_tables_each_finished_horizon_with_its_baselines_and_n
         'epochs, warmup, overrides]\ncells:\n'
         "- [horizon-5,  learning, -, -, classifier, pytorch, 1, store, 0, 'off', -, -, [data.label_horizon=5]]\n"
         "- [horizon-20, learning, -, -, classifier, pytorch, 1, store, 0, 'off', -, -, [data.label_horizon=20]]\n")
-    params = dict(profile='smoke', overrides=overrides(tmp), figures_dir=str(tmp_path/'none'), grid=str(grid))
+    params = dict(plan=saved_plan(tmp), figures_dir=str(tmp_path/'none'), grid=str(grid))
     run_notebook(ROOT/'nbs'/'paper'/'74_horizons.ipynb', tmp_path/'74-none.ipynb', params)
     assert not (tmp_path/'none'/'horizons.md').exists()                     # no run: says so, writes nothing
-    plan = grid_plan('smoke', overrides(tmp), grid, stages=False).set_index('name')
+    plan = grid_plan(load_config('smoke', overrides(tmp)), grid, stages=False).set_index('name')
     shutil.copytree(tmp/'runs'/'ddp', plan.loc['horizon-20', 'folder'])
     run_notebook(ROOT/'nbs'/'paper'/'74_horizons.ipynb', tmp_path/'74.ipynb', params | {'figures_dir': str(tmp_path)})
     text = (tmp_path/'horizons.md').read_text()

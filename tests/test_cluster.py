@@ -1,4 +1,4 @@
-"""`seemore_reproduce --executor local|slurm` (67_report.cluster): the grid's rows as submitit jobs, with the toy task."""
+"""`seemore_reproduce --executor local|slurm` (71_orchestrate.cluster): the grid's rows as submitit jobs, with the toy task."""
 import json
 import os
 import re
@@ -91,7 +91,7 @@ def test_a_job_stopped_by_the_scheduler_is_resubmitted_and_resumes_its_checkpoin
 def test_a_bad_executor_is_a_one_line_error(tmp_path, monkeypatch, capsys):
     from seemore_nb.config import load_config
     from seemore_nb.report import cluster
-    from seemore_nb.report.reproduce import main
+    from seemore_nb.orchestrate.reproduce import main
     proc = subprocess.run([str(SCRIPT), '--config', 'smoke', '--executor', 'slurm', f'train.runs_dir={tmp_path}'],
                           capture_output=True, text=True, timeout=120, cwd=ROOT, env={**ENV, 'PATH': str(tmp_path)})
     assert proc.returncode == 1 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr

@@ -95,7 +95,8 @@ def test_smoke_control_vit_learns_the_planted_signal(smoke):
     from seemore_nb.report.control import detection_limits, learnability_table
     from seemore_nb.study.evaluation import auc
     assert smoke.proc.returncode == 0, smoke.proc.stderr[-3000:]
-    table = learnability_table(load_config('smoke', smoke.overrides))
+    from seemore_nb.orchestrate.grid import grid_plan
+    table = learnability_table(grid_plan(load_config('smoke', smoke.overrides)))
     vit = table[table.model == 'vit'].set_index('signal')
     assert sorted(vit.index) == [0, 1]
     assert vit.loc[1, 'accuracy'] >= 0.9 and vit.loc[1, 'accuracy_low'] > vit.loc[1, 'majority_rate']

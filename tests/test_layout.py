@@ -85,15 +85,15 @@ def test_no_cycles_and_no_later_imports():
 
 def test_the_checks_catch_a_cycle_and_a_forward_import():
     assert cycles({'a': {'b'}, 'b': {'c'}, 'c': {'a'}, 'd': {'a'}}) == [['a', 'b', 'c']]
-    found = imported(['def f():\n    from seemore_nb.report.grid import grid_plan\n    import seemore_nb.core\n'
+    found = imported(['def f():\n    from seemore_nb.orchestrate.grid import grid_plan\n    import seemore_nb.core\n'
                       '    from seemore_nb.tf import trainer'])
-    assert {'report.grid', 'core', 'tf', 'tf.trainer'} <= found
+    assert {'orchestrate.grid', 'core', 'tf', 'tf.trainer'} <= found
 
 
 def test_the_engine_imports_no_task_store_or_model():
     for m, (_, deps, name) in graph().items():
         if m.startswith('engine.'):
-            bad = {d for d in deps if d.split('.')[0] in ('data', 'study', 'vlm', 'tf', 'report', 'tools')}
+            bad = {d for d in deps if d.split('.')[0] in ('data', 'study', 'vlm', 'tf', 'report', 'orchestrate', 'tools')}
             assert not bad, f'{name} imports {sorted(bad)}'
 
 

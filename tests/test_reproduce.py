@@ -247,7 +247,7 @@ def test_an_edited_or_invalid_complete_json_is_damaged_in_one_line_and_trained_a
 
 def test_a_run_beside_a_busy_process_is_marked_busy_listed_and_flagged(smoke, tmp_path):
     from seemore_nb.engine.launch import launch, record_load
-    from seemore_nb.report.grid import grid_plan
+    from seemore_nb.orchestrate.grid import grid_plan
     from seemore_nb.report.results import results_markdown
     from seemore_nb.config import load_config
     burn = 'import time\nt = time.time()\nwhile time.time() - t < 60: pass'
@@ -262,8 +262,8 @@ def test_a_run_beside_a_busy_process_is_marked_busy_listed_and_flagged(smoke, tm
     try:
         listed = reproduce(*smoke.overrides, '--list', '--only', 'pt-store-1dev', timeout=120)
         assert 'done (busy: others took 50% of the CPU)' in listed.stdout, listed.stdout
-        plan = grid_plan('smoke', smoke.overrides)
-        text = results_markdown(load_config('smoke', smoke.overrides), plan, [], [])
+        cfg = load_config('smoke', smoke.overrides)
+        text = results_markdown(cfg, grid_plan(cfg), [], [])
         assert '**Measured on a busy machine:**' in text and run.name in text.split('**Measured on a busy machine:**')[1]
     finally: record_load(run, dict(load, others_share=0.0, busy=False))
 

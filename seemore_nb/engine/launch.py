@@ -22,7 +22,7 @@ import json
 from ..config import (Config, ConfigError, add_config_args, config_from_args, guarded, load_config,
                                save_config, with_overrides)
 from .distributed import DistEnv, cpu_threads
-from ..core import die_with_parent
+from ..core import die_with_parent, need
 from .machines import check_tf_config, this_node, torchrun_node_args
 from .runs import (RunFolder, RunInterrupted, TrainingError, new_run_id, read_record,
                                     stopped_message, write_record)
@@ -197,7 +197,10 @@ def record_load(folder: Path, load: dict):
               f"its CPU time, more than {BUSY_SHARE:.0%}): its timings are marked busy", file=sys.stderr, flush=True)
 
 def check_devices(cfg: Config):
-    "Refuse, before any folder is made, devices this machine does not have (a ConfigError naming the key and the fix)."
+    """Refuse, before any folder is made, what this machine cannot run: a TensorFlow run without TensorFlow installed
+    (a MissingExtra naming the `tf` extra), devices it does not have (a ConfigError naming the key and the fix)."""
+    if cfg.train.framework == 'tensorflow':                    # checked, not imported: TF starts in its own worker
+        need('tensorflow', 'tf', 'train.framework=tensorflow', 'TensorFlow', load=False)
     if cfg.train.framework != 'pytorch': return
     import torch
     gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0

@@ -1,1 +1,1 @@
-"From runs to the paper: analysis, figures, the grid, baselines, results and the reproduce command."
+"From runs to the paper: analysis, figures, the grid's cells, the VLM, baselines, results, the learnability control."

@@ -100,7 +100,7 @@ def samples_per_s(run: FinishedRun) -> float:
     return float(after_warmup(run, throughput(run)).median())
 
 def grid_numbers(cells: pd.DataFrame) -> pd.DataFrame:
-    "One row per finished cell (`cells` from `grid.load_cells`): the numbers behind the figures."
+    "One row per finished cell (`cells` from `cells.load_cells`): the numbers behind the figures."
     from seemore_nb.style import device_kind
     rows = []
     for c in cells.itertuples():
@@ -154,7 +154,7 @@ def summarize(numbers: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 def step_times(cells: pd.DataFrame) -> pd.DataFrame:
-    """Every training iteration after the warm-up of every run in `cells` (`grid.load_cells`), every rank, as a long
+    """Every training iteration after the warm-up of every run in `cells` (`cells.load_cells`), every rank, as a long
     table: cell, run (its id), framework, devices, repeat, phase (the five phases and `total`) and ms. A phase an
     engine does not separate (TensorFlow: all but the data wait) is NaN."""
     parts = []

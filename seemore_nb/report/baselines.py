@@ -24,6 +24,7 @@ from ..study.evaluation import (backtest, classification_metrics, daily_returns,
 from ..data.prices import load_study_prices
 from ..data.windows import make_windows
 from ..study.baselines import BaselineError, fit_baselines
+from .cells import classifier_runs
 
 # %% auto #0
 __all__ = ['BASELINE_MODULES', 'LONG_SHORT_K', 'baselines_key', 'baselines_dir', 'metrics_table', 'spreads', 'performance_table',
@@ -126,10 +127,10 @@ class BaselineResults:
     daily: pd.DataFrame
     performance: pd.DataFrame
 
-def vit_predictions_path(cfg: Config) -> Path:
-    "Where the main job's 1-device classifier run writes its test predictions."
-    from seemore_nb.report.grid import classifier_runs
-    return classifier_runs(cfg, (1,))[1]/'predictions'/'test.parquet'
+def vit_predictions_path(plan: pd.DataFrame) -> Path | None:
+    "Where the plan's 1-device classifier run writes its test predictions (None when the plan has no such run)."
+    runs = classifier_runs(plan, (1,))
+    return runs[1]/'predictions'/'test.parquet' if 1 in runs else None
 
 def _with_vit(res: BaselineResults, path: Path, cfg: Config) -> BaselineResults:
     vit = pd.read_parquet(path)
@@ -153,9 +154,9 @@ def _with_vit(res: BaselineResults, path: Path, cfg: Config) -> BaselineResults:
                            pd.concat([performance_table(daily[['vit', *ls]], b), res.performance],
                                      ignore_index=True))
 
-def load_results(cfg: Config, vit: Path | None = None) -> BaselineResults:
+def load_results(cfg: Config, vit: Path | None = None, plan: pd.DataFrame | None = None) -> BaselineResults:
     """The baselines of `cfg` (built by `build_baselines`), with the ViT when its test predictions exist (`vit`: their
-    path)."""
+    path; else those of `plan`'s 1-device classifier run, when a plan is given)."""
     folder = baselines_dir(cfg)
     if not (folder/'complete.json').exists():
         raise BaselineError(f'{folder}: no finished baselines for this data and split config; build them with '
@@ -163,8 +164,8 @@ def load_results(cfg: Config, vit: Path | None = None) -> BaselineResults:
     res = BaselineResults(folder, json.loads((folder/'complete.json').read_text()),
                           pd.read_parquet(folder/'predictions'/'test.parquet'), pd.read_csv(folder/'metrics.csv'),
                           pd.read_parquet(folder/'backtest.parquet'), pd.read_csv(folder/'performance.csv'))
-    vit = vit or vit_predictions_path(cfg)
-    return _with_vit(res, vit, cfg) if vit.exists() else res
+    vit = vit or (vit_predictions_path(plan) if plan is not None else None)
+    return _with_vit(res, vit, cfg) if vit is not None and vit.exists() else res
 
 # %% ../../nbs/64_report.baselines.ipynb #2ecd497a
 def metric_cell(row, key: str) -> str:
@@ -285,11 +286,11 @@ def _predictions_due(path: Path) -> bool:
     run = path.parent.parent
     return not path.exists() and (run/'complete.json').exists() and (run/'checkpoints'/'best.pt').exists()
 
-def predict_finished_run(cfg: Config) -> Path | None:
+def predict_finished_run(cfg: Config, plan: pd.DataFrame) -> Path | None:
     "The main job's ViT test predictions; made once from the best checkpoint of a finished run that has none."
-    path = vit_predictions_path(cfg)
+    path = vit_predictions_path(plan)
+    if path is None or not _predictions_due(path): return path if path is not None and path.exists() else None
     run = path.parent.parent
-    if not _predictions_due(path): return path if path.exists() else None
     from seemore_nb.engine.checkpoints import load_checkpoint
     from seemore_nb.engine.distributed import DistEnv
     from seemore_nb.study.evaluation import evaluate_split
@@ -300,19 +301,20 @@ def predict_finished_run(cfg: Config) -> Path | None:
     evaluate_split(model, open_store(store_dir(cfg), cfg, verify=False), DistEnv(), run, cfg.train.batch_size)
     return path
 
-def stage_done(cfg: Config) -> bool:
-    """Whether `reproduce_stage` has nothing left to do: the baselines are fitted and a finished ViT run has its test
-    predictions."""
-    return (baselines_dir(cfg)/'complete.json').exists() and not _predictions_due(vit_predictions_path(cfg))
+def stage_done(cfg: Config, plan: pd.DataFrame | None = None) -> bool:
+    """Whether `reproduce_stage` has nothing left to do: the baselines are fitted and a finished ViT run of `plan` has
+    its test predictions."""
+    path = vit_predictions_path(plan) if plan is not None else None
+    return (baselines_dir(cfg)/'complete.json').exists() and not (path is not None and _predictions_due(path))
 
-def results_section(cfg: Config) -> str:
-    "The baselines' part of RESULTS.md (`65_report.results` asks every stage of the grid for one)."
+def results_section(cfg: Config, plan: pd.DataFrame) -> str:
+    "The baselines' part of RESULTS.md (the main job asks every stage of the grid for one)."
     return '\n'.join(['## Baselines (test split; accuracy with its interval, from `seemore_nb.report.baselines`)', '',
-                      baselines_markdown(load_results(cfg), cfg)])
+                      baselines_markdown(load_results(cfg, plan=plan), cfg)])
 
-def reproduce_stage(cfg: Config) -> Path:
+def reproduce_stage(cfg: Config, plan: pd.DataFrame) -> Path:
     "The artifacts the figure notebooks 70 and 71 read: the ViT's test predictions and the baselines folder."
-    predict_finished_run(cfg)
+    predict_finished_run(cfg, plan)
     return build_baselines(cfg)
 
 def _run(args) -> int:

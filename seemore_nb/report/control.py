@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import Config
-from .grid import GridError, grid_plan, load_cells, params_config, profile_overrides
+from .cells import GridError, load_cells
 from .baselines import baselines_dir, build_baselines, load_results, metric_cell
 
 # %% auto #0
@@ -19,34 +19,32 @@ __all__ = ['control_cells', 'stage_done', 'reproduce_stage', 'learnability_table
            'interval_text', 'results_section', 'plot_learnability']
 
 # %% ../../nbs/66_report.control.ipynb #045ffbdb
-def control_cells(cfg: Config) -> pd.DataFrame:
-    "The grid's learnability control: its learning cells on synthetic prices, with their `config` and `signal`."
-    plan = grid_plan(cfg.profile, profile_overrides(cfg), stages=False)
+def control_cells(plan: pd.DataFrame) -> pd.DataFrame:
+    "The plan's learnability control: its learning cells on synthetic prices, with their `signal`."
     sel = plan[(plan.kind == 'learning') & (plan.source == 'synthetic') & (plan.repeat == 1)]
-    configs = [params_config(p) for p in sel.params]
-    return sel.assign(config=configs, signal=[c.data.signal for c in configs]).sort_values('signal', kind='stable')
+    return sel.assign(signal=[c.data.signal for c in sel.config]).sort_values('signal', kind='stable')
 
-def stage_done(cfg: Config) -> bool:
+def stage_done(cfg: Config, plan: pd.DataFrame) -> bool:
     "Whether the stage has nothing left to do: no control run still to train, and every finished one has baselines."
-    cells = control_cells(cfg)
+    cells = control_cells(plan)
     waiting = cells.status.eq('todo') | cells.status.str.startswith('damaged')
     done = cells[cells.status == 'done']
     return not waiting.any() and all((baselines_dir(c)/'complete.json').exists() for c in done.config)
 
-def reproduce_stage(cfg: Config) -> list[Path]:
+def reproduce_stage(cfg: Config, plan: pd.DataFrame) -> list[Path]:
     "Fit the baselines on the data of every finished control run (its own synthetic windows and split)."
-    cells = control_cells(cfg)
+    cells = control_cells(plan)
     return [build_baselines(c) for c in cells[cells.status == 'done'].config]
 
 # %% ../../nbs/66_report.control.ipynb #cd88328a
-def learnability_table(cfg: Config) -> pd.DataFrame:
+def learnability_table(plan: pd.DataFrame) -> pd.DataFrame:
     """One row per signal strength and model: test accuracy, balanced accuracy and AUC with their intervals, the test
     windows, and the majority rate of the strength's test labels."""
-    cells = control_cells(cfg)
+    cells, cfg = control_cells(plan), plan.attrs['config']
     if cells.empty:
         raise GridError(f'the {cfg.profile} grid has no learnability control: add learning cells with the control '
                         'profile, as in configs/grids/cpu.yaml')
-    load_cells(cells, cfg.profile, source='synthetic')          # missing runs: an error naming them and the command
+    load_cells(cells, source='synthetic')          # missing runs: an error naming them and the command
     rows = []
     for r in cells.itertuples():
         vit = r.folder/'predictions'/'test.parquet'
@@ -93,10 +91,10 @@ def interval_text(cfg: Config) -> str:
     kind = 'bootstrap' if b.block_length == 1 else f'moving-block bootstrap (blocks of {b.block_length} days)'
     return f'{b.confidence:.0%} {kind} over end dates, {b.bootstrap_samples} resamples'
 
-def results_section(cfg: Config) -> str:
-    "The control's part of RESULTS.md (`65_report.results` asks every stage of the grid for one)."
-    table = learnability_table(cfg)
-    c = control_cells(cfg).config.iloc[0]
+def results_section(cfg: Config, plan: pd.DataFrame) -> str:
+    "The control's part of RESULTS.md (the main job asks every stage of the grid for one)."
+    table = learnability_table(plan)
+    c = control_cells(plan).config.iloc[0]
     return '\n'.join(['## Learnability control (synthetic prices with a planted signal; test accuracy [95% interval])',
                       '', f'Data: synthetic, signals {", ".join(f"{s:g}" for s in sorted(table.signal.unique()))} '
                       f'(seed {c.data.seed}), {len(c.data.tickers)} tickers, profile {c.profile}. Intervals: '

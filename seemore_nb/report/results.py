@@ -76,16 +76,19 @@ def interval_table(summary: pd.DataFrame, metrics: dict, fmt: str) -> str:
     return markdown_table(pd.DataFrame(rows))
 
 # %% ../../nbs/65_report.results.ipynb #6b626817
-def results_markdown(cfg, plan: pd.DataFrame, drawn: list, outcomes: list, prov: dict | None = None) -> str:
-    "The text of RESULTS.md for a finished grid (`plan` from `grid.grid_plan`, `drawn`: (figure, template, seconds))."
+def results_markdown(
+    cfg, plan: pd.DataFrame, drawn: list, outcomes: list, prov: dict | None = None, sections: dict | None = None
+) -> str:
+    """The text of RESULTS.md for a finished grid (`plan` from `70_orchestrate.grid.grid_plan`, `drawn`: (figure,
+    template, seconds), `sections`: each stage's name and its `results_section(cfg, plan)`, or None)."""
     from seemore_nb.report.analysis import PHASES, epoch_times, grid_numbers, summarize
-    from seemore_nb.report.grid import load_cells, stage_module
+    from seemore_nb.report.cells import load_cells
     prov = prov or provenance()
     done = plan[plan.status == 'done']
     # a stage has no run folder; the baselines have their own table
     done = done[done.kind != 'stage']
     # every task, the VLM's too
-    cells = load_cells(done, cfg.profile, task=sorted(set(done.task))) if len(done) else done.assign(run=[])
+    cells = load_cells(done, task=sorted(set(done.task))) if len(done) else done.assign(run=[])
     nums = grid_numbers(cells) if len(cells) else pd.DataFrame()
     out = [
         '# Results',
@@ -140,10 +143,9 @@ def results_markdown(cfg, plan: pd.DataFrame, drawn: list, outcomes: list, prov:
            if isinstance(v, dict)]
     if vlm: out += ['## VLM captions (greedy decoding, the final evaluation on the best weights)', '',
                     markdown_table(pd.DataFrame(vlm), {'exact_match': '{:.1%}', 'cer': '{:.1%}'}), '']
-    for name in dict.fromkeys(plan.needs[(plan.kind == 'stage') & ~plan.status.str.startswith('skipped')]):
-        section = getattr(stage_module(name), 'results_section', None)      # each stage writes its own section
+    for name, section in (sections or {}).items():                        # each stage writes its own section
         if section is None: continue
-        try: out += [section(cfg), '']
+        try: out += [section(cfg, plan), '']
         except SeemoreError as e: out += [f'## {name}', '', f'not available: {e}', '']
     skipped = plan[
         plan.status.str.startswith(('skipped', 'error', 'damaged')) | (plan.status == 'todo')
@@ -172,9 +174,9 @@ def results_markdown(cfg, plan: pd.DataFrame, drawn: list, outcomes: list, prov:
             f"- drawn on: CPU {prov['cpu']}; GPU {prov['gpu']}", '']
     return '\n'.join(out)
 
-def write_results(path, cfg, plan, drawn, outcomes) -> Path:
+def write_results(path, cfg, plan, drawn, outcomes, sections: dict | None = None) -> Path:
     "Write RESULTS.md atomically."
-    text = results_markdown(cfg, plan, drawn, outcomes)
+    text = results_markdown(cfg, plan, drawn, outcomes, sections=sections)
     return atomic_write(path, lambda f: f.write(text), mode='w')
 
 def read_results_table(path, heading: str = '## Runs') -> pd.DataFrame:

@@ -20,10 +20,10 @@ __all__ = ['vlm_run_folder', 'evaluate_run', 'vlm_evaluation', 'vlm_throughput',
            'plot_vlm_samples']
 
 # %% ../../nbs/63_report.vlm.ipynb #406ac568
-def vlm_run_folder(profile: str, overrides=()) -> Path:
-    "The folder of the grid's `vlm` run for `profile` (made by `seemore_reproduce --config PROFILE --only vlm`)."
-    from seemore_nb.report.grid import grid_plan, load_cells
-    return load_cells(grid_plan(profile, overrides), profile, task='vlm').folder.iloc[0]
+def vlm_run_folder(plan) -> Path:
+    "The folder of the plan's `vlm` run (made by `seemore_reproduce --config PROFILE --only vlm`)."
+    from seemore_nb.report.cells import load_cells
+    return load_cells(plan, task='vlm').folder.iloc[0]
 
 def evaluate_run(folder) -> dict:
     "Greedy-caption scores of a finished run from its best.pt (written to its evaluation.json and captions.csv)."

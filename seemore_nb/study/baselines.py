@@ -12,12 +12,14 @@ import numpy as np
 import pandas as pd
 
 from ..config import Config, SeemoreError
+from ..core import need
 from ..data.prices import StudyPrices
 from ..data.windows import Windows
 
 
 # %% auto #0
-__all__ = ['FEATURES', 'BaselineError', 'window_features', 'synthetic_study', 'fit_arma', 'arma_sum_forecasts', 'fit_baselines']
+__all__ = ['FEATURES', 'BASELINE_PACKAGES', 'BaselineError', 'window_features', 'synthetic_study', 'fit_arma',
+           'arma_sum_forecasts', 'require_baselines', 'fit_baselines']
 
 # %% ../../nbs/33_study.baselines.ipynb #52d3ca43
 FEATURES = ['ret_lag1', 'ret_lag2', 'ret_lag3', 'ret_lag4', 'ret_lag5', 'mom_10', 'mom_20', 'mom_all',
@@ -64,7 +66,7 @@ def synthetic_study(returns: dict, start: str = '2000-01-03', seed: int = 0) -> 
 # %% ../../nbs/33_study.baselines.ipynb #8af629d8
 def fit_arma(returns: np.ndarray, p_grid=(0, 1, 2), q_grid=(0, 1)):
     "The ARMA(p, q) with a constant of lowest AIC on `returns` (NaN: missing), by maximum likelihood."
-    from statsmodels.tsa.arima.model import ARIMA
+    ARIMA = need('statsmodels.tsa.arima.model', 'paper', 'the ARIMA baseline', 'statsmodels').ARIMA
     best = None
     for p in p_grid:
         for q in q_grid:
@@ -106,8 +108,15 @@ def _arima(windows: Windows, index: pd.DataFrame, train: np.ndarray, cfg: Config
                         'train_returns': int(fit_end + 1 - start)}
     return out, info
 
+BASELINE_PACKAGES = {'sklearn': 'scikit-learn', 'statsmodels': 'statsmodels'}   # module: package (`paper` extra)
+
+def require_baselines():
+    "A MissingExtra naming the `paper` extra where scikit-learn or statsmodels is not installed (neither is imported)."
+    for module, package in BASELINE_PACKAGES.items(): need(module, 'paper', 'the baselines', package, load=False)
+
 def fit_baselines(windows: Windows, cfg: Config) -> tuple[pd.DataFrame, dict]:
     "Every baseline fitted on the training windows; predictions for the validation and test windows, and fit details."
+    require_baselines()                                     # before any model is fitted
     from sklearn.linear_model import LogisticRegression, Ridge
     from seemore_nb.study.evaluation import auc
     from sklearn.metrics import r2_score

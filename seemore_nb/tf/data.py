@@ -11,6 +11,8 @@ import time
 os.environ.setdefault('KERAS_BACKEND', 'tensorflow')
 
 import numpy as np
+from ..core import need
+need('tensorflow', 'tf', 'the TensorFlow engine (seemore_nb.tf)', 'TensorFlow', load=False)
 import tensorflow as tf
 
 from ..config import Config

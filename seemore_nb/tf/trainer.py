@@ -21,6 +21,8 @@ os.environ.setdefault('KERAS_BACKEND', 'tensorflow')
 import numpy as np
 from fastcore.basics import patch
 import pandas as pd
+from ..core import need
+need('tensorflow', 'tf', 'the TensorFlow engine (seemore_nb.tf)', 'TensorFlow', load=False)
 import tensorflow as tf
 import keras
 

@@ -10,6 +10,8 @@ import os
 os.environ.setdefault('KERAS_BACKEND', 'tensorflow')   # Keras 3 picks its backend at import time
 
 import numpy as np
+from ..core import need
+need('tensorflow', 'tf', 'the TensorFlow engine (seemore_nb.tf)', 'TensorFlow', load=False)
 import keras
 from keras import ops
 
