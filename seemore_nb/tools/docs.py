@@ -31,7 +31,8 @@ __all__ = ['BANDS', 'CONF', 'docs_sections', 'skip_flags', 'source_digest', 'not
 BANDS = {0: 'Basics: core, configuration, the figure style', 1: 'Data: prices, windows, spectrograms and the store',
          2: 'The PyTorch engine', 3: 'The stock study: the ViT, evaluation, the classifier task',
          4: 'The TensorFlow engine', 5: 'The Seemore VLM', 6: 'From runs to the paper',
-         7: 'Tools: benchmarks and this site'}
+         7: 'Orchestration: the grid, the cluster, the main job', 8: 'Tools: benchmarks and this site',
+         9: 'The public API'}
 
 def docs_sections(names: list[str]) -> list[tuple[str, list[str]]]:
     """The notebook stems `names` (index excluded) grouped by their band (the tens of their number), in order; a band
