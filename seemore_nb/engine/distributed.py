@@ -17,8 +17,8 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 # %% auto #0
 __all__ = ['DistEnv', 'cpu_threads', 'pick_device', 'setup_distributed', 'teardown_distributed', 'all_reduce_sum', 'barrier',
-           'all_gather_objects', 'broadcast_object', 'wrap_model', 'compile_model', 'unwrap', 'Clock', 'EpochBatches',
-           'make_loader']
+           'all_gather_objects', 'broadcast_object', 'wrap_model', 'compile_model', 'unwrap', 'Clock', 'StepLosses',
+           'EpochBatches', 'make_loader']
 
 # %% ../../nbs/21_engine.distributed.ipynb #a704051f
 @dataclass
@@ -154,6 +154,32 @@ class Clock:
 def _timing_row(head: tuple, wait: float, times: list, loss: float, phases: int) -> tuple:
     times = list(times) + [0.0] * (phases - len(times))
     return (*head, wait, *times, wait + sum(times), loss)
+
+# %% ../../nbs/21_engine.distributed.ipynb #b3c1e0a2
+class StepLosses:
+    """Each training step's loss, kept on the device until the host reads them all at once: `add` after each step,
+    `read` at a synchronization (one read of the device, and one all-reduce of the ranks' flags under DDP)."""
+    def __init__(self): self.pending = []                         # (loss, timing rows, row index, step)
+    def __len__(self): return len(self.pending)
+
+    def add(self, loss: torch.Tensor, rows: list, step: int):
+        "The 0-dim `loss` of `step`, whose timing row is the newest of `rows` (its loss filled in by `read`)."
+        self.pending.append((loss.detach(), rows, len(rows) - 1, step))
+
+    def read(self, stop: bool, env: DistEnv, clock: Clock | None = None) -> tuple[bool, int | None, float | None]:
+        """Whether any rank asks to `stop`; the first pending step whose loss is not finite on some rank (None: none);
+        this rank's newest loss (None: none pending). Each pending timing row gets its loss, after `clock.resolve()`."""
+        pending, self.pending = self.pending, []
+        if not pending and not env.distributed: return stop, None, None
+        f64 = dict(dtype=torch.float64, device=env.device)
+        losses = torch.stack([p[0] for p in pending]).to(torch.float64) if pending else torch.zeros(0, **f64)
+        flags = torch.cat([torch.tensor([float(stop)], **f64), (~losses.isfinite()).to(torch.float64)])
+        values = torch.cat([all_reduce_sum(flags, env), losses]).tolist()       # the one read
+        if clock: clock.resolve()
+        n = len(pending)
+        for (_, rows, i, _), loss in zip(pending, values[n + 1:]): rows[i] = (*rows[i][:-1], loss)
+        bad = [p[3] for p, flag in zip(pending, values[1:n + 1]) if flag > 0]
+        return values[0] > 0, (bad[0] if bad else None), (values[-1] if n else None)
 
 # %% ../../nbs/21_engine.distributed.ipynb #9461eede
 class EpochBatches(torch.utils.data.Sampler):

@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import random
 import sys
@@ -22,9 +21,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import Config, ConfigError, add_config_args, config_dict, config_from_args, task_class
-from .distributed import (Clock, DistEnv, EpochBatches, make_loader, all_gather_objects,
-                                           all_reduce_sum, compile_model, barrier, broadcast_object,
-                                           setup_distributed, teardown_distributed, unwrap, wrap_model)
+from .distributed import (Clock, DistEnv, EpochBatches, StepLosses, make_loader,
+                                           all_gather_objects, all_reduce_sum, compile_model, barrier,
+                                           broadcast_object, setup_distributed, teardown_distributed, unwrap,
+                                           wrap_model)
 from .checkpoints import (load_checkpoint, load_weights, rng_state, set_rng_state, weights_digest,
                                            write_checkpoint)
 from .schedule import clip_gradients, set_lr
@@ -91,7 +91,7 @@ class Trainer:
         task.prepare(env)
         self.model = wrap_model(task.build_model(), env, t.strategy, t.devices)
         self.model = compile_model(self.model, t.compile, t.compile_mode)     # after wrapping, as DDP wants
-        self.opt = torch.optim.Adam(self.model.parameters(), lr=t.lr, fused=True if env.device.type == 'cuda' else None)
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=t.lr, fused=True)       # no host read per step
         self.amp_dtype = {'off': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}[t.amp]
         self.scaler = torch.amp.GradScaler(env.device.type, enabled=t.amp == 'fp16')
         self.train_ds, self.val_ds = task.dataset('train'), task.dataset('val')
@@ -99,7 +99,7 @@ class Trainer:
         self.train_batches = EpochBatches(len(self.train_ds), t.batch_size, shuffle=True, seed=t.seed, **shard)
         self.val_batches = EpochBatches(len(self.val_ds), t.batch_size, **shard)
         self.total_steps = t.epochs * self.steps_in_epoch()          # the lr schedule's length, the same on resume
-        self.clock = Clock(env.device)
+        self.clock, self.losses = Clock(env.device), StepLosses()
         self.epoch = self.step = self.global_step = 0
         self.history, self.timing, self.best_val = [], [], float('inf')
         self.epoch_sums, self.epoch_start, self.stop = {}, None, None
@@ -112,14 +112,14 @@ class Trainer:
     def steps_in_epoch(self) -> int:
         return self.cfg.train.epoch_steps(len(self.train_batches) + self.train_batches.skip, self.env.world_size)
 
-    def stop_requested(self, loss: float = 0.0) -> bool:
-        """True on every rank when any rank got SIGTERM or Ctrl-C; `diverged_error` on every rank when any rank's
-        training `loss` is not finite (one small all-reduce per step under DDP, beside the loss already read)."""
-        flags = [float(bool(self.stop and self.stop.requested)), float(not math.isfinite(loss))]
-        if self.env.distributed:
-            flags = all_reduce_sum(torch.tensor(flags, device=self.env.device), self.env).tolist()
-        if flags[1] > 0: raise diverged_error(self.cfg, self.epoch + 1, self.step)
-        return flags[0] > 0
+    def stop_requested(self, bar=None) -> bool:
+        """A synchronization (every rank): one read of the device. True on every rank when any rank got SIGTERM or
+        Ctrl-C; `diverged_error` on every rank, naming the first such step, when some rank's training loss since the
+        last synchronization is not finite. The pending timing rows get their losses, and `bar` the newest."""
+        stop, bad, loss = self.losses.read(bool(self.stop and self.stop.requested), self.env, self.clock)
+        if bad is not None: raise diverged_error(self.cfg, self.epoch + 1, bad)
+        if bar is not None and loss is not None: bar.set_postfix(loss=f'{loss:.4f}', refresh=False)
+        return stop
 
     def interrupt(self):
         "Checkpoint where we are (all ranks) and stop with one line that says how to resume."
@@ -132,11 +132,10 @@ def _add(sums: dict, new: dict):
     for k, v in new.items(): sums[k] = sums.get(k, 0) + (v.detach().double() if torch.is_tensor(v) else float(v))
 
 def _means(sums: dict, env: DistEnv, device) -> dict:
-    "Sums over ranks, divided by the total count."
+    "Sums over ranks, divided by the total count (one read of the device)."
     keys = sorted(sums)
-    total = all_reduce_sum(torch.tensor([float(sums[k]) for k in keys], dtype=torch.float64, device=device),
-                           env).tolist()
-    total = dict(zip(keys, total))
+    total = torch.stack([torch.as_tensor(sums[k], dtype=torch.float64, device=device) for k in keys])
+    total = dict(zip(keys, all_reduce_sum(total, env).tolist()))
     return {k: v / total['count'] for k, v in total.items() if k != 'count'} | {'count': int(total['count'])}
 
 @patch
@@ -173,14 +172,16 @@ def train_epoch(self: Trainer, epoch: int) -> dict:
         self.scaler.step(self.opt); self.scaler.update(); self.opt.zero_grad(set_to_none=True)
         marks.append(clock.mark())
         _add(self.epoch_sums, sums)
-        step_loss = loss.item()
         clock.add(self.timing, (t.run_id, env.rank, env.world_size, epoch, self.step, self.global_step, 'train',
-                                int(sums['count'])), wait, marks, step_loss)
+                                int(sums['count'])), wait, marks, float('nan'))          # its loss comes at the sync
         self.step += 1; self.global_step += 1
+        self.losses.add(loss, self.timing, self.step)
         self._profile_step()
-        bar.set_postfix(loss=f'{step_loss:.4f}', refresh=False); bar.update()
-        if self.stop_requested(step_loss): bar.close(); self.interrupt()
-        if t.checkpoint_every and self.global_step % t.checkpoint_every == 0 and self.step < total: self.save()
+        bar.update()
+        checkpoint = t.checkpoint_every and self.global_step % t.checkpoint_every == 0 and self.step < total
+        sync = checkpoint or self.step == total or (t.sync_every and self.global_step % t.sync_every == 0)
+        if sync and self.stop_requested(bar): bar.close(); self.interrupt()
+        if checkpoint: self.save()
     bar.close()
     clock.resolve()
     return _means(self.epoch_sums, env, env.device)
@@ -224,8 +225,10 @@ def _state(self: Trainer) -> dict:
 
 @patch
 def save(self: Trainer, best: bool = False):
-    "Checkpoint (all ranks take part; rank 0 writes), and each rank's timing rows so far; finite weights only."
-    if not all(torch.isfinite(p).all() for p in unwrap(self.model).parameters()):
+    """Checkpoint (all ranks take part; rank 0 writes), and each rank's timing rows so far; only after a
+    synchronization has found every loss since the last one finite, and finite weights only."""
+    if len(self.losses): self.stop_requested()                 # a stop it finds is acted on at the next one
+    if not torch.stack([torch.isfinite(p).all() for p in unwrap(self.model).parameters()]).all():
         raise diverged_error(self.cfg, self.epoch + 1, self.step, 'a weight')
     self.clock.resolve()                                       # every row complete before it is written
     state = _state(self)
