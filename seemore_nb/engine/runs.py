@@ -98,7 +98,7 @@ class RunLock:
 # %% ../../nbs/20_engine.runs.ipynb #d1580554
 RESUMABLE_CHANGES = {'epochs', 'resume', 'max_restarts', 'runs_dir', 'num_workers', 'pin_memory', 'profile_steps',
                      'checkpoint_every', 'keep_checkpoints', 'nodes', 'node_rank', 'rendezvous',
-                     'compile', 'compile_mode'}
+                     'compile', 'compile_mode', 'sync_every'}
 # config sections that training never reads: a run resumes whatever they hold
 OTHER_STAGES = {'baselines', 'cluster'}
 
@@ -372,7 +372,7 @@ def stopped_message(cfg: Config, signal_name: str, where: str = '') -> str:
             f" checkpoint{' ' + where if where else ''}; {resume_hint(cfg)}")
 
 class GracefulStop:
-    "While active, SIGTERM and SIGINT set `requested` instead of killing; the engine stops after the current step."
+    "While active, SIGTERM and SIGINT set `requested`, not killing: the engine stops within `train.sync_every` steps."
     SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
     def __init__(self): self.requested, self.signal, self._previous = False, None, {}

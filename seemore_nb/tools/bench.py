@@ -89,7 +89,7 @@ def benchmark_train(cfg, steps: int = 30, repeats: int = 6) -> dict:
         trainers['rgb'].train_ds._read = RGBArrays(trainers['rgb'].train_ds.store).read
         torch.manual_seed(cfg.train.seed)
         model = vit_from_config(cfg)
-        opt = torch.optim.Adam(model.parameters(), lr=cfg.train.lr)
+        opt = torch.optim.Adam(model.parameters(), lr=cfg.train.lr, fused=True)      # as the engine's
         batches = EpochBatches(len(trainers['palette'].train_ds), cfg.train.batch_size, shuffle=True,
                                seed=cfg.train.seed)
         def bare(epoch):

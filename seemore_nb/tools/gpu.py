@@ -48,7 +48,7 @@ def train_rate(cfg, batch: int, precision: str, compiled: bool, device, steps: i
     model = opt = None
     try:
         model = vit_from_config(cfg).to(device)
-        opt = torch.optim.Adam(model.parameters(), lr=cfg.train.lr, fused=True if device.type == 'cuda' else None)
+        opt = torch.optim.Adam(model.parameters(), lr=cfg.train.lr, fused=True)
         scaler = torch.amp.GradScaler(device.type, enabled=precision == 'fp16')
         if compiled:
             torch._dynamo.reset()
@@ -196,7 +196,7 @@ def engine_against_bare(cfg, device, steps: int = 40, repeats: int = 2) -> dict:
                                    f'train.steps_per_epoch={steps}', f'train.epochs={repeats + 1}'])
         trainer = Trainer(cfg, task_for(cfg), DistEnv(device=device))
         model = vit_from_config(cfg).to(device)
-        opt = torch.optim.Adam(model.parameters(), lr=cfg.train.lr, fused=True if device.type == 'cuda' else None)
+        opt = torch.optim.Adam(model.parameters(), lr=cfg.train.lr, fused=True)
         def bare(epoch):
             trainer.train_batches.set_epoch(epoch)
             loader = make_loader(trainer.train_ds, trainer.train_batches, cfg.train.num_workers, cfg.train.pin_memory)
@@ -216,7 +216,7 @@ def timing_cost(cfg, device, batch: int = 64, steps: int = 30, rounds: int = 3) 
     from seemore_nb.study.vit import vit_from_config
     torch.manual_seed(0)
     model = vit_from_config(cfg).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.train.lr, fused=True if device.type == 'cuda' else None)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.train.lr, fused=True)
     x = torch.randint(0, 256, (batch, model.input_channels, model.image_size, model.image_size), dtype=torch.uint8,
                       device=device)
     y = torch.randint(0, cfg.model.classes, (batch,), device=device)
