@@ -219,8 +219,9 @@ def test_results_md_gives_every_repeated_timing_cell_its_median_and_interval(smo
 
 def test_the_engine_benchmark_runs_each_side_in_a_fresh_process_on_the_grid_cells():
     pytest.importorskip('tensorflow')
+    from seemore_nb.config import load_config
     from seemore_nb.tools.bench import benchmark_tf
-    r = benchmark_tf('smoke', repeats=1, cells=('pytorch_1', 'tensorflow_1'))
+    r = benchmark_tf(load_config('smoke'), repeats=1, cells=('pytorch_1', 'tensorflow_1'))
     assert r['pytorch_processes_with_tensorflow'] == 0 and all(len(v) == 1 for v in r['runs'].values())
     assert r['ratio'] == pytest.approx(r['tensorflow_1'] / r['pytorch_1']) and r['ratio'] > 0
 

@@ -68,7 +68,7 @@ class ToyTask:
         return loss, {'loss': loss.detach() * len(y), 'count': len(y)}
 
 def task_for(cfg: Config) -> Task:
-    "The task `train.task` names (`02_config.task_class`: a registered name or an import path): the engine imports none."
+    "The task `train.task` names (`02_config.task_class`: a name or an import path); the engine imports none."
     return task_class(cfg.train.task)(cfg)
 
 # %% ../../nbs/24_engine.trainer.ipynb #8b6bbf0a
