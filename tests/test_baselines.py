@@ -1,4 +1,5 @@
-"""The ViT's test predictions under a padded 2-rank DDP split, the baselines command, and the two figure templates with the ViT."""
+"""The ViT's test predictions under a padded 2-rank DDP split, the baselines command, and the figure templates with the
+ViT: on a copy of the session's smoke grid (its learn-1dev run and its fitted baselines)."""
 import json
 import os
 import shutil
@@ -15,6 +16,11 @@ from seemore_nb.config import load_config
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def overrides(tmp):
+    "The smoke grid's config with its runs in `tmp`/runs (the store is the grid's: the same key)."
+    return [f'train.runs_dir={tmp}/runs']
+
+
 def saved_plan(tmp) -> str:
     "The smoke grid's plan with these overrides, saved as the main job hands it to the figure templates."
     from seemore_nb.orchestrate.grid import grid_plan
@@ -22,17 +28,17 @@ def saved_plan(tmp) -> str:
     return str(save_plan(grid_plan(load_config('smoke', overrides(tmp))), f'{tmp}/plan.json'))
 
 
-def overrides(tmp):
+def ddp_overrides(tmp):
     "Smoke with one ticker and an odd number of test windows, so that two ranks need a padding repeat."
     return [f'train.runs_dir={tmp}/runs', f'store.root={tmp}/stores', 'data.tickers=[AAPL]', 'data.test_fraction=0.152',
-            'train.epochs=1', 'train.steps_per_epoch=3', 'baselines.bootstrap_samples=200']
+            'train.epochs=1', 'train.steps_per_epoch=3']
 
 
 @pytest.fixture(scope='module')
 def ddp_run(tmp_path_factory):
     "A 2-process classifier run whose engine predicted the test split through the final-evaluation hook."
-    tmp = tmp_path_factory.mktemp('baselines')
-    more = overrides(tmp) + ['train.run_id=ddp', 'train.devices=2']
+    tmp = tmp_path_factory.mktemp('ddp')
+    more = ddp_overrides(tmp) + ['train.run_id=ddp', 'train.devices=2']
     code = f"from seemore_nb.engine.launch import launch; launch('smoke', {more!r})"
     proc = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=300,
                           env=os.environ | {'OMP_NUM_THREADS': '1'}, cwd=ROOT)
@@ -46,7 +52,7 @@ def test_vit_test_predictions_hold_each_test_window_once_under_a_padded_two_rank
     from seemore_nb.data.store import open_store, store_dir
     from seemore_nb.study.vit import vit_from_config
     tmp, folder = ddp_run
-    cfg = load_config('smoke', overrides(tmp))
+    cfg = load_config('smoke', ddp_overrides(tmp))
     store = open_store(store_dir(cfg), cfg)
     rows = store.rows('test')
     assert len(rows) % 2 == 1                                   # the DistributedSampler padded rank 1 with a repeat
@@ -67,23 +73,28 @@ def run_baselines(*args):
 
 
 @pytest.fixture(scope='module')
-def with_vit(ddp_run):
-    "The DDP run copied, without its test predictions, to where the main job's 1-device run lives; then the reproduce stage."
+def with_vit(smoke, tmp_path_factory):
+    """The smoke grid's learn-1dev run copied, without its test predictions, to where the main job's 1-device run lives
+    in a folder of its own, with the baselines the grid's stage fitted; then the reproduce stage (which predicts)."""
     from seemore_nb.report.baselines import reproduce_stage, vit_predictions_path
     from seemore_nb.orchestrate.grid import grid_plan
-    tmp, folder = ddp_run
+    assert smoke.proc.returncode == 0, smoke.proc.stderr[-3000:]
+    tmp = tmp_path_factory.mktemp('baselines')
+    engine = next(p.parent for p in smoke.runs.glob('smoke-learn-1dev-*/complete.json'))
     cfg = load_config('smoke', overrides(tmp))
     plan = grid_plan(cfg, stages=False)
     target = vit_predictions_path(plan)
-    shutil.copytree(folder, target.parent.parent, ignore=shutil.ignore_patterns('predictions'))
+    shutil.copytree(engine, target.parent.parent, ignore=shutil.ignore_patterns('predictions'))
+    shutil.copytree(smoke.runs/'baselines', tmp/'runs'/'baselines')
     reproduce_stage(cfg, plan)
-    return tmp, target
+    return tmp, target, engine/'predictions'/'test.parquet'
 
 
-def test_reproduce_stage_predicts_a_finished_run_without_predictions_as_the_engine_does(ddp_run, with_vit):
-    tmp, target = with_vit
-    made, engine = pd.read_parquet(target), pd.read_parquet(ddp_run[1]/'predictions'/'test.parquet')
-    assert made['window_id'].tolist() == engine['window_id'].tolist() and np.allclose(made['prob_up'], engine['prob_up'], atol=1e-5)
+def test_reproduce_stage_predicts_a_finished_run_without_predictions_as_the_engine_does(with_vit):
+    tmp, target, engine = with_vit
+    made, engine = pd.read_parquet(target), pd.read_parquet(engine)
+    assert len(made) > 0 and made['window_id'].tolist() == engine['window_id'].tolist()
+    assert np.allclose(made['prob_up'], engine['prob_up'], atol=1e-5)
 
 
 def test_baselines_command_prints_the_table_and_reuses_its_folder(with_vit):
@@ -99,12 +110,11 @@ def test_baselines_command_prints_the_table_and_reuses_its_folder(with_vit):
     assert (folder/'complete.json').stat().st_mtime_ns == stamp                                 # reused, not refitted
 
 
-def test_figure_templates_draw_the_baselines_and_the_backtest(with_vit, tmp_path):
-    from seemore_nb.orchestrate.reproduce import run_notebook
-    params = dict(plan=saved_plan(with_vit[0]), figures_dir=str(tmp_path))
-    for name in ('70_baselines.ipynb', '71_backtest.ipynb'): run_notebook(ROOT/'nbs'/'paper'/name, tmp_path/name, params)
-    for figure in ('baselines.png', 'backtest.png'): assert (tmp_path/figure).stat().st_size > 10_000
-    assert '| vit |' in (tmp_path/'baselines.md').read_text()
+def test_figure_templates_draw_the_baselines_and_the_backtest(smoke):
+    "The smoke grid drew 70_baselines and 71_backtest from its saved plan, its learn-1dev ViT among the models."
+    assert smoke.proc.returncode == 0, smoke.proc.stderr[-3000:]
+    for figure in ('baselines.png', 'backtest.png'): assert (smoke.figures/figure).stat().st_size > 10_000
+    assert '| vit |' in (smoke.figures/'baselines.md').read_text()
 
 
 def test_long_short_spread_is_positive_for_a_score_that_is_the_future_return_and_negative_for_its_negation():
@@ -133,10 +143,11 @@ def test_results_hold_the_momentum_baseline_and_every_scored_models_long_short_s
 
 def test_auc_check_template_finds_the_labels_right_and_writes_its_table(with_vit, tmp_path):
     from seemore_nb.orchestrate.reproduce import run_notebook
-    params = dict(plan=saved_plan(with_vit[0]), figures_dir=str(tmp_path), seed_runs=['ddp'])
+    run = with_vit[1].parent.parent.name
+    params = dict(plan=saved_plan(with_vit[0]), figures_dir=str(tmp_path), seed_runs=[run])
     run_notebook(ROOT/'nbs'/'paper'/'73_auc_check.ipynb', tmp_path/'73.ipynb', params)
     text = (tmp_path/'auc_check.md').read_text()
-    assert '\n0 of ' in text and '| ddp |' in text and (tmp_path/'auc_check.png').stat().st_size > 10_000
+    assert '\n0 of ' in text and f'| {run} |' in text and (tmp_path/'auc_check.png').stat().st_size > 10_000
     params['seed_runs'] = ['no-such-run']                                       # no runs: says so, writes nothing
     run_notebook(ROOT/'nbs'/'paper'/'73_auc_check.ipynb', tmp_path/'73-none.ipynb',
                  params | {'figures_dir': str(tmp_path/'none')})
@@ -153,10 +164,10 @@ def test_horizons_grid_has_one_learning_cell_per_label_horizon():
 
 
 def test_horizons_template_tables_each_finished_horizon_with_its_baselines_and_names_the_missing(with_vit, tmp_path):
-    "The horizon-20 run is the DDP run copied to its grid folder; horizon-5 is never run: listed as missing."
+    "The horizon-20 run is the learn-1dev run copied to its grid folder; horizon-5 is never run: listed as missing."
     from seemore_nb.orchestrate.grid import grid_plan
     from seemore_nb.orchestrate.reproduce import run_notebook
-    tmp, _ = with_vit
+    tmp, target, _ = with_vit
     grid = tmp_path/'horizons.yaml'
     grid.write_text(
         'device_kind: cpu\nrepeats: 1\ncolumns: [name, kind, needs, profile, task, framework, devices, loader, num_workers, amp, '
@@ -167,10 +178,10 @@ def test_horizons_template_tables_each_finished_horizon_with_its_baselines_and_n
     run_notebook(ROOT/'nbs'/'paper'/'74_horizons.ipynb', tmp_path/'74-none.ipynb', params)
     assert not (tmp_path/'none'/'horizons.md').exists()                     # no run: says so, writes nothing
     plan = grid_plan(load_config('smoke', overrides(tmp)), grid, stages=False).set_index('name')
-    shutil.copytree(tmp/'runs'/'ddp', plan.loc['horizon-20', 'folder'])
+    shutil.copytree(target.parent.parent, plan.loc['horizon-20', 'folder'])
     run_notebook(ROOT/'nbs'/'paper'/'74_horizons.ipynb', tmp_path/'74.ipynb', params | {'figures_dir': str(tmp_path)})
     text = (tmp_path/'horizons.md').read_text()
-    vit = pd.read_parquet(tmp/'runs'/'ddp'/'predictions'/'test.parquet')
+    vit = pd.read_parquet(target)
     acc = ((vit.prob_up > .5).astype(int) == vit.label).mean()
     row = next(line for line in text.splitlines() if line.startswith('| 20 | vit |'))
     assert row.startswith(f'| 20 | vit | {len(vit)} (') and f'| {acc:.3f} [' in row     # the run's own test accuracy

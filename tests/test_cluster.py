@@ -90,7 +90,7 @@ def test_a_job_stopped_by_the_scheduler_is_resubmitted_and_resumes_its_checkpoin
 
 def test_a_bad_executor_is_a_one_line_error(tmp_path, monkeypatch, capsys):
     from seemore_nb.config import load_config
-    from seemore_nb.report import cluster
+    from seemore_nb.orchestrate import cluster
     from seemore_nb.orchestrate.reproduce import main
     proc = subprocess.run([str(SCRIPT), '--config', 'smoke', '--executor', 'slurm', f'train.runs_dir={tmp_path}'],
                           capture_output=True, text=True, timeout=120, cwd=ROOT, env={**ENV, 'PATH': str(tmp_path)})
@@ -123,8 +123,12 @@ def test_a_stopped_local_driver_takes_its_jobs_with_it(tmp_path, sig):
         out, _ = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None: proc.kill()
-    time.sleep(10)
-    alive = [p for p in family if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    def running():
+        try: return [p for p in family if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+        except psutil.NoSuchProcess: return running()                  # gone between the two checks: ask again
+    deadline = time.monotonic() + 10                                    # every one gone within 10 s
+    while running() and time.monotonic() < deadline: time.sleep(0.1)
+    alive = running()
     assert not alive, [' '.join(p.cmdline())[:120] for p in alive]
     assert not list((tmp_path/'runs').glob('smoke-toy-slow-*/complete.json'))      # it did not train on to the end
     if sig == signal.SIGTERM:

@@ -1,4 +1,5 @@
-"""Windows, labels, the split and the store: leakage, skip counting, reuse, corruption, both loaders."""
+"""Windows, labels, the split and the store: leakage, skip counting, corruption, both loaders (the store's reuse and
+shape: the notebook 16_data.store)."""
 import shutil
 from dataclasses import replace
 
@@ -71,15 +72,6 @@ def test_every_skip_is_counted_by_reason(smoke):
     assert m['skipped_by_ticker']['AAPL'] == {'calendar_gap': 100, 'missing_value': 0, 'constant': 0}
     assert m['skipped_by_ticker']['MSFT']['missing_value'] == 100 and m['skipped_by_ticker']['MSFT']['constant'] == 21
     assert m['candidates'] == m['kept'] + m['purged'] + sum(m['skipped'].values())
-
-
-def test_store_is_reused_and_shaped(store, smoke):
-    H = smoke.spectrogram.image_size
-    before = (store.folder/'stock.npy').stat().st_mtime_ns
-    assert build_store(smoke, progress=False) == store.folder
-    assert (store.folder/'stock.npy').stat().st_mtime_ns == before
-    assert store.manifest['samples'] == len(store) == store.stock.shape[0]
-    assert store.read(np.arange(5)).shape == (5, 12, H, H)
 
 
 def test_both_torch_loaders_give_the_same_samples(store, smoke):

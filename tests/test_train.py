@@ -1,4 +1,5 @@
-"""The training engine: DDP over gloo, kill-and-resume bit for bit, torchrun restarts, AMP, config errors."""
+"""The training engine: DDP over gloo, kill-and-resume bit for bit, torchrun restarts, config errors (bf16: the
+notebook 24_engine.trainer and the smoke grid's pt-store-bf16-1dev cell)."""
 import json
 import os
 import signal
@@ -142,16 +143,10 @@ def test_failing_rank_raises_with_its_log_tail(tmp_path):
     assert 'TrainingError' in proc.stderr and 'rank one refuses to start' in proc.stderr
 
 
-def test_bf16_autocast_runs_on_cpu(tmp_path):
-    folder = launch('smoke', overrides(tmp_path, 'bf16', 'train.task=toy', 'train.amp=bf16', 'train.epochs=1', 'train.lr=0.05'))
-    assert pd.read_csv(folder/'metrics.csv').train_loss.notna().all()
-
-
-def test_cli_two_devices_writes_every_log(tmp_path):
-    proc = subprocess.run([str(BIN/'seemore_train'), '--config', 'smoke', 'train.devices=2', *overrides(tmp_path, 'cli-ddp')],
-                          capture_output=True, text=True, timeout=600, env=os.environ | {'TF_CPP_MIN_LOG_LEVEL': '2'})
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    folder = tmp_path/'runs'/'cli-ddp'
+def test_a_two_device_classifier_run_writes_every_log(smoke):
+    "The smoke grid's learn-2dev run: the smoke profile on 2 processes (the console script's 2-process path: test_run_safety)."
+    assert smoke.proc.returncode == 0, smoke.proc.stderr[-3000:]
+    folder = next(p.parent for p in smoke.runs.glob('smoke-learn-2dev-*/complete.json'))
     for name in ('config.yaml', 'metrics.csv', 'timing.parquet', 'complete.json', 'checkpoints/last.pt', 'checkpoints/best.pt'):
         assert (folder/name).exists(), name
     assert list((folder/'tensorboard').glob('events.out.tfevents.*'))
