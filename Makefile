@@ -16,7 +16,7 @@ export MPLBACKEND := Agg
 export TF_CPP_MIN_LOG_LEVEL := 2
 export PYTHONHASHSEED := 0
 
-.PHONY: install reproduce test docs lab clean readme
+.PHONY: install reproduce test bench docs lab clean readme
 
 install: $(STAMP)
 
@@ -40,6 +40,13 @@ test: $(STAMP)
 	  if [ "$$before" != "$$($(tree_hash))" ]; then echo "FAIL: nbdev_clean changed notebooks: run nbdev_clean and commit the cleaned notebooks"; exit 1; fi
 	OMP_NUM_THREADS=1 $(BIN)/nbdev_test --n_workers 2
 	$(BIN)/python -m pytest -q --durations=12 tests
+
+# Every CPU benchmark, each in its own process, recorded in figures/benchmarks.json and BENCHMARKS.md; then their
+# targets: exit 1 naming any missed (04_benchmarks). Run it on a quiet machine: a busy one slows every rate.
+BENCHMARKS := spectrogram loader train tf store
+bench: $(STAMP)
+	@status=0; for b in $(BENCHMARKS); do $(BIN)/seemore_bench $$b || status=1; done; \
+	  $(BIN)/seemore_bench check || status=1; exit $$status
 
 # The documentation site in _docs/ (open _docs/index.html): every notebook executed as nbdev_test runs it, cached,
 # plus the executed figure templates of the smoke grid (PROFILE=cpu: the main job's); see nbs/82_tools.docs.ipynb.

@@ -11,7 +11,8 @@ a module imports only modules of lower numbers:
   - `schema`: the config's sections as typed dataclasses with their bounds
   - `config`: a config from YAML profiles and dotted overrides, strictly checked, saved and hashed; the task registry
   - `style`: one figure style and footer
-  - `benchmarks`: the benchmark record, `figures/benchmarks.json`
+  - `benchmarks`: the benchmark record, `figures/benchmarks.json`, its targets and `BENCHMARKS.md`
+  - `record`: the record of every printed number, `results.json`, and the reproduction verdicts
 - 1x `data`: prices to samples
   - `data.sources`: validated daily prices from a CSV file or yfinance and its cache
   - `data.prices`: the study's prices from the sample, yfinance or CSV, the context series, the calendar
@@ -51,6 +52,7 @@ a module imports only modules of lower numbers:
   - `report.baselines`: the baselines' run folder, tables, figures and stage
   - `report.results`: RESULTS.md
   - `report.control`: the learnability control: accuracy against a planted signal's strength
+  - `report.paper`: PAPER.md and README.md filled from the records, findings worded by their numbers
 - 7x `orchestrate`: running the paper
   - `orchestrate.grid`: the plan of a config's grid, the stages registered with it
   - `orchestrate.cluster`: the grid on a cluster: each row a submitit job (`seemore_reproduce --executor slurm|local`)

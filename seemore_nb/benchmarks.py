@@ -13,7 +13,8 @@ from pathlib import Path
 from .core import SeemoreError, atomic_write, cpu_info, project_root, resolve_path
 
 # %% auto #0
-__all__ = ['BENCHMARKS', 'read_benchmarks', 'record_benchmark', 'latest_benchmark']
+__all__ = ['BENCHMARKS', 'CPU_BENCHMARKS', 'TARGETS', 'read_benchmarks', 'record_benchmark', 'latest_benchmark', 'result_value',
+           'parse_target', 'target_rows', 'check_benchmarks', 'benchmarks_markdown', 'write_benchmarks_md']
 
 # %% ../nbs/04_benchmarks.ipynb #b473a449
 BENCHMARKS = 'figures/benchmarks.json'
@@ -44,10 +45,84 @@ def record_benchmark(name: str, line: str, result: dict, path=None) -> dict:
     entry = dict(name=name, line=line, result=result, machine=machine, commit=_commit(),
                  date=datetime.now(timezone.utc).isoformat(timespec='seconds'))
     record = read_benchmarks(path) | {f'{name} | {machine["model"]}': entry}
-    text = json.dumps(record, indent=1, sort_keys=True) + '\n'
+    text = json.dumps(record, indent=1, sort_keys=True, default=_plain) + '\n'
     atomic_write(resolve_path(path or BENCHMARKS), lambda f: f.write(text), mode='w')
+    write_benchmarks_md(path)
     return entry
+
+def _plain(o):
+    "numpy scalars as Python numbers, anything else as its text."
+    return o.item() if hasattr(o, 'item') else str(o)
 
 def latest_benchmark(name: str, path=None) -> dict | None:
     "The newest entry of `seemore_bench name` on any machine, or None."
     return max((e for e in read_benchmarks(path).values() if e['name'] == name), key=lambda e: e['date'], default=None)
+
+# %% ../nbs/04_benchmarks.ipynb #7df14be7
+CPU_BENCHMARKS = ('spectrogram', 'loader', 'train', 'tf', 'store')
+TARGETS = {                      # name: [(result path, comparison, threshold, what it is)]
+    'spectrogram': [('ratio', '>=', 300, 'fast renderer / reference'), ('agreement', '>=', 0.98, 'agreement')],
+    'loader': [('ratio', '>=', 20, 'store loader / per-file loader')],
+    'train': [('overhead', '<=', 0.05, 'engine overhead over a bare loop'),
+              ('palette_abs', '<=', 0.03, 'palette batches against RGB batches, either way')],
+    'tf': [],                                                               # measured: no target
+    'store': [('write_ratio', '<=', 1.3, 'bytes written / store size'),
+              ('time_exponent', '<=', 1.1, 'growth exponent of the build time'),
+              ('rows.-1.images_per_s', '>=', 4000, 'images/s at the largest size')],
+}
+_OPS = {'>=': lambda v, t: v >= t, '<=': lambda v, t: v <= t}
+
+def result_value(result: dict, path: str):
+    "`path` ('a.b', '-1' indexes a list) of a benchmark's result; None when it is not there."
+    v = result
+    for part in path.split('.'):
+        try: v = v[int(part)] if isinstance(v, list) else v[part]
+        except (KeyError, IndexError, ValueError, TypeError): return None
+    return v
+
+def parse_target(text: str) -> tuple[str, tuple]:
+    "'NAME:KEY>=VALUE' as (name, target); a ValueError naming the form."
+    import re
+    m = re.fullmatch(r'(\w+):([\w.-]+)\s*(>=|<=)\s*([-+.\deE]+)', text.strip())
+    if not m: raise ValueError(f'{text!r}: give a target as NAME:KEY>=VALUE or NAME:KEY<=VALUE')
+    return m[1], (m[2], m[3], float(m[4]), 'required')
+
+def target_rows(entry: dict, targets=None) -> list[dict]:
+    "Each target of the entry's command: its text, the value, and whether it is met (None: not in the result)."
+    rows = []
+    for key, op, threshold, what in (targets or TARGETS).get(entry['name'], []):
+        v = result_value(entry['result'], key)
+        rows.append(dict(target=f'{key} {op} {threshold:g}', what=what, value=v,
+                         met=None if not isinstance(v, (int, float)) else _OPS[op](v, threshold)))
+    return rows
+
+def check_benchmarks(path=None, names=CPU_BENCHMARKS, extra=()) -> list[str]:
+    "The targets missed by the newest entry of each of `names` on this machine (`extra`: more (name, target))."
+    targets = {n: list(TARGETS.get(n, [])) for n in names}
+    for name, target in extra: targets.setdefault(name, []).append(target)
+    model, record, missed = cpu_info()['model'], read_benchmarks(path), []
+    for name in targets:
+        entry = record.get(f'{name} | {model}')
+        if entry is None: missed.append(f'{name}: not recorded on this machine ({model}); run seemore_bench {name}')
+        else: missed += [f"{name}: {r['target']} ({r['what']}) missed: {r['value']}"
+                         for r in target_rows(entry, targets) if r['met'] is not True]
+    return missed
+
+def benchmarks_markdown(path=None) -> str:
+    "BENCHMARKS.md: the latest result per command and machine, each target and whether it is met."
+    lines = ['# Benchmarks', '', 'Written by `seemore_bench` from `benchmarks.json` (`04_benchmarks`); each command'
+             ' measures its target against its reference in one run. `make bench` runs them all.', '',
+             '| command | machine | date | commit | result | targets |', '|---|---|---|---|---|---|']
+    for key, e in sorted(read_benchmarks(path).items()):
+        marks = '; '.join(f"{r['target']}: {'met' if r['met'] else 'not met' if r['met'] is False else 'n/a'}"
+                          for r in target_rows(e)) or 'measured (no target)'
+        machine = f"{e['machine']['model']}, {e['machine']['cores']} cores"
+        lines.append(f"| `seemore_bench {e['name']}` | {machine} | {e['date'][:10]} | `{e['commit']}` | {e['line']} | "
+                     f"{marks} |")
+    return '\n'.join(lines) + '\n'
+
+def write_benchmarks_md(path=None) -> Path:
+    "Rewrite BENCHMARKS.md beside the record."
+    md = resolve_path(path or BENCHMARKS).with_name('BENCHMARKS.md')
+    text = benchmarks_markdown(path)
+    return atomic_write(md, lambda f: f.write(text), mode='w')

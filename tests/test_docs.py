@@ -15,6 +15,47 @@ def test_readme_is_rendered_from_the_index_notebook():
     assert (ROOT/'README.md').read_text() == readme.render(), 'README.md is stale: run `make readme`'
 
 
+MEASUREMENT_LOG = {
+    'a commit hash': re.compile(r'(?<![\w/.-])(?=[0-9a-f]*\d)(?=[0-9a-f]*[a-f])[0-9a-f]{7,12}(?![\w/.-])'),
+    'a dated measurement': re.compile(r'\b20\d\d-\d\d-\d\d\b'),
+    'a list of runs': re.compile(r'\bruns? gave\b|\(runs? [-\u2212+]?\d|\brounds? [-\u2212+]?\d'),
+}
+
+
+def measurement_log(text: str) -> list[str]:
+    "What in `text` (code blocks left out) reads as a measurement log: commit hashes, dates, per-run lists."
+    prose = re.sub(r'```.*?```', '', text, flags=re.S)
+    return [f'{what}: ...{prose[max(0, m.start() - 50):m.end() + 20]!r}' for what, p in MEASUREMENT_LOG.items()
+            for m in p.finditer(prose)]
+
+
+def test_the_measurement_log_check_finds_one():
+    assert len(measurement_log('at e3f1a2b (2026-11-23) the runs gave 1.2, 1.3; `make test`\n```\n2026-01-01\n```')) == 3
+    assert measurement_log('run `cpu-learn-1dev-1ef0bcc1` drew fig01 in 2 s') == []
+
+
+def test_readme_is_short_and_holds_no_measurement_log():
+    text = (ROOT/'README.md').read_text()
+    assert len(text.splitlines()) <= 200 and len(text) <= 14_000, (len(text.splitlines()), len(text))
+    assert measurement_log(text) == []
+
+
+def test_notebook_prose_holds_no_measurement_log():
+    found = []
+    for nb in sorted((ROOT/'nbs').rglob('*.ipynb')):
+        for cell in json.loads(nb.read_text())['cells']:
+            if cell['cell_type'] == 'markdown': found += [f'{nb.name}: {h}' for h in measurement_log(''.join(cell['source']))]
+    assert found == [], found
+
+
+def test_the_readme_python_example_is_the_tested_quick_start():
+    "The README's Python block is the index notebook's code cell that nbdev_test runs (smoke profile)."
+    nb = json.loads((ROOT/'nbs'/'index.ipynb').read_text())
+    code = [''.join(c['source']).strip() for c in nb['cells'] if c['cell_type'] == 'code']
+    assert any("sn.load_config('smoke'" in c and 'sn.train(cfg)' in c for c in code)
+    assert f"```python\n{code[0]}\n```" in (ROOT/'README.md').read_text()
+
+
 def test_readme_gives_the_two_commands_and_ci_calls_the_test_one():
     text = (ROOT/'README.md').read_text()
     assert 'make reproduce' in text and 'make test' in text

@@ -33,6 +33,48 @@ def test_smoke_grid_runs_every_template_and_draws_every_figure(smoke):
     assert 'skipped (needs tensorflow' in out or 'tf-store-1dev[2/2]: done' in out     # every repeat is trained
     for noise in ('without encryption', 'TqdmWarning', 'No artists with labels', 'resumed'):
         assert noise not in out, noise
+    assert smoke.proc.stdout.strip().splitlines()[-1].startswith('no reference record at ')   # a first run: one line
+    assert not (smoke.figures/'REPRODUCTION.md').exists()
+
+
+NUMBER = re.compile(r'^-?\d[\d.]*(e[+-]?\d+)?%?$')
+
+
+def table_numbers(text: str) -> list[tuple[str, str]]:
+    "(column, printed value) of every number in the markdown tables of `text` (an interval's median; ids left out)."
+    out, head = [], None
+    for line in text.splitlines():
+        if not line.startswith('|'): head = None; continue
+        cells = [c.strip() for c in line.strip().strip('|').split('|')]
+        if head is None: head = cells; continue
+        if set(line) <= set('|-'): continue
+        for col, cell in zip(head, cells):
+            value = re.split(r' \[| \(', cell)[0]
+            if col not in ('run id', 'config hash', 'run', 'signal') and NUMBER.match(value): out.append((col, value))
+    return out
+
+
+def test_results_json_holds_every_number_of_results_md_with_its_schema(smoke):
+    from seemore_nb.record import KINDS, read_record
+    assert smoke.proc.returncode == 0, smoke.proc.stderr[-3000:]
+    raw = json.loads((smoke.figures/'results.json').read_text())
+    assert raw['profile'] == 'smoke' and raw['commit'] and raw['cpu']
+    rec = read_record(smoke.figures/'results.json')
+    assert len(rec) > 200
+    for key, n in rec.numbers.items():
+        assert n.kind in KINDS and isinstance(n.unit, str) and n.machine and isinstance(n.runs, list), key
+        assert (n.low is None) == (n.high is None) and (n.value is None) == (n.text == 'n/a'), key
+    kind = lambda test: {n.kind for k, n in rec.numbers.items() if test(k)}
+    assert kind(lambda k: k.endswith('/E')) == {'ratio'} and kind(lambda k: k.endswith('/total_s')) == {'time'}
+    assert kind(lambda k: k.startswith(('baselines/', 'learnability/', 'vlm/'))) == {'outcome'}
+    timed = rec[next(k for k in rec.numbers if k.startswith('runs/') and k.endswith('/total_s'))]
+    assert timed.kind == 'time' and timed.unit == 's' and len(timed.runs) == 1 and timed.runs[0].startswith('smoke-')
+    assert any(n.low is not None for k, n in rec.numbers.items() if k.startswith('timing/'))     # repeats: intervals
+    printed = {n.text for n in rec.numbers.values()}
+    numbers = table_numbers((smoke.figures/'RESULTS.md').read_text())
+    assert len(numbers) > 200 and {c for c, _ in numbers} >= {'samples/s', 'E', 'accuracy', 'ViT'}
+    missing = [(c, v) for c, v in numbers if v not in printed]
+    assert not missing, missing[:10]
 
 
 def test_results_md_numbers_equal_the_run_folders(smoke):
@@ -73,6 +115,22 @@ def test_second_pass_skips_every_completed_run_and_unchanged_template_without_a_
     assert sorted(unchanged) == [p.stem for p in templates] and len(templates) >= 14, out[-3000:]
     assert {p: p.stat().st_mtime_ns for p in records} == records                       # no notebook executed again
     assert {p: p.stat().st_mtime_ns for p in drawn} == drawn                           # no figure drawn again
+    assert re.match(r'reproduced \d+ of \d+ numbers', proc.stdout.strip().splitlines()[-1]), out[-2000:]   # vs the first
+    rows = [line.split(' | ') for line in (smoke.figures/'REPRODUCTION.md').read_text().splitlines()
+            if line.startswith('| `')]
+    outcomes = [r for r in rows if r[1] == 'outcome']
+    assert len(outcomes) > 100 and all(r[-1].rstrip(' |') == 'same' for r in outcomes), [r for r in outcomes
+                                                                                        if 'same' not in r[-1]][:5]
+
+
+def test_an_unreadable_reference_is_one_line_and_the_main_job_still_finishes(smoke, tmp_path):
+    bad = tmp_path/'results.json'
+    bad.write_text('{"numbers": ')
+    proc = reproduce(*smoke.overrides, '--figures-dir', str(smoke.figures), '--against', str(bad), timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    said = [line for line in (proc.stdout + proc.stderr).splitlines() if 'not valid JSON' in line]
+    assert said and all(str(bad) in line and '--against PATH, or delete it' in line for line in said), said
+    assert (smoke.figures/'RESULTS.md').exists() and not (smoke.figures/'REPRODUCTION.md').exists()
     text = (smoke.figures/'RESULTS.md').read_text()
     for name in FIGURES: assert f'`{name}.png` (+ .pdf)' in text                       # still listed with its template
     assert proc.seconds < 60
@@ -122,12 +180,23 @@ def test_committed_sample_matches_its_build_script(tmp_path):
     (['spectrogram'], r'spectrogram: fast \d+/s, reference \d+/s, ratio \d+x, agreement 0\.\d{3}'),
     (['train', '--config', 'smoke', '--repeats', '1'], r'train: engine \d+ samples/s on palette batches, \d+ samples/s on RGB batches \(palette [+-]\d+\.\d%\), bare loop \d+ samples/s, overhead -?\d+\.\d%'),
 ])
-def test_benchmark_commands_print_their_ratio_line_last(args, last_line):
+def test_benchmark_commands_print_their_ratio_line_last_and_record_it(args, last_line, tmp_path):
     import re
-    proc = subprocess.run([str(Path(sys.executable).parent/'seemore_bench'), *args], capture_output=True, text=True,
-                          timeout=600, cwd=ROOT)
+    bench, record = str(Path(sys.executable).parent/'seemore_bench'), tmp_path/'benchmarks.json'
+    proc = subprocess.run([bench, *args, '--record', str(record)], capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert re.fullmatch(last_line, proc.stdout.strip().splitlines()[-1])
+    line = proc.stdout.strip().splitlines()[-1]
+    assert re.fullmatch(last_line, line)
+    (entry,) = json.loads(record.read_text()).values()
+    assert entry['name'] == args[0] and entry['line'] == line and entry['result']['ratio' if args[0] == 'spectrogram'
+                                                                               else 'overhead'] is not None
+    assert f'| `seemore_bench {args[0]}` |' in (tmp_path/'BENCHMARKS.md').read_text()
+    key = 'ratio' if args[0] == 'spectrogram' else 'bare'                # make bench's check, with an impossible target
+    check = subprocess.run([bench, 'check', '--record', str(record), '--require', f'{args[0]}:{key}>=1e12'],
+                           capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert check.returncode == 1, check.stdout + check.stderr
+    assert f'MISSED {args[0]}: {key} >= 1e+12 (required) missed: ' in check.stdout
+    assert 'MISSED tf: not recorded on this machine' in check.stdout and 'target(s) missed' in check.stdout
 
 
 def test_a_damaged_finished_cell_is_listed_as_damaged_and_trained_again_from_its_checkpoint(smoke):

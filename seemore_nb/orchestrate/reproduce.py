@@ -151,7 +151,7 @@ def _run_grid(plan, cfg, executor: str, stop, bar, outcomes: list) -> None:
 
 def reproduce(
     cfg: Config | str = 'cpu', figures_dir=None, only: str | None = None, grid=None, redraw: bool = False,
-    executor: str = 'inline', remeasure_busy: bool = False
+    executor: str = 'inline', remeasure_busy: bool = False, against=None
 ) -> list[Outcome]:
     """Stages, the grid, the figure templates and RESULTS.md for `cfg` (a `Config`, or a profile name); one Outcome
     per cell and template (`report` summarizes them). A
@@ -161,12 +161,17 @@ def reproduce(
     (Slurm's: unless `cluster.detach`), and `GridInterrupted` says how to go on."""
     import fnmatch
     from tqdm import tqdm
-    from seemore_nb.report.results import write_results
+    from seemore_nb.report.paper import RESULTS, write_paper, write_readme
+    from seemore_nb.report.results import read_reference, write_reproduction, write_results
     _one_line_warnings()
+    started = time.monotonic()
     cfg = load_config(cfg) if isinstance(cfg, str) else cfg
     need('papermill', 'paper', 'seemore_reproduce (the grid and its figures)', load=False)
     check_only(only, cfg, grid); check_executor(executor)
     figures = figures_root(cfg, figures_dir)
+    ref_path = resolve_path(against) if against else figures/'results.json'
+    reference = read_reference(ref_path, given=bool(against))        # before this run writes its own
+    if reference[0] is None and ref_path.exists(): print(f'seemore_reproduce: {reference[1]}', file=sys.stderr)
     full = grid_plan(cfg, grid, gpus=job_gpu_limit(executor, cfg))          # the plan, once: what runs, what draws
     plan = full[[not only or any(fnmatch.fnmatch(n, p) for p in only.split(',')) for n in full.name]]
     if remeasure_busy: plan = remeasured(plan)
@@ -179,6 +184,7 @@ def reproduce(
             if (plan.status.eq('todo') | plan.status.str.startswith('damaged')).any() or templates: build_inputs(cfg)
             save_config(cfg, out_dir/'config.yaml')
             _run_grid(plan, cfg, executor, stop, bar, outcomes)
+            trained = any(o.status == 'done' for o in outcomes)          # else the record keeps the last job's time
             plan = refresh_plan(full)                                            # every finished run
             params = dict(plan=str(save_plan(plan, out_dir/'plan.json')), figures_dir=str(figures))
             inputs = None if redraw or not templates else template_inputs(cfg, params)
@@ -193,18 +199,27 @@ def reproduce(
         raise GridInterrupted(stop.signal, stopped_grid_message(stop.signal, outcomes,
                                                                 continue_command(cfg, figures_dir,
                                                                                  only, grid, redraw, executor,
-                                                                                 remeasure_busy)))
+                                                                                 remeasure_busy, against)))
     if templates:
         stages = dict.fromkeys(plan.needs[(plan.kind == 'stage') & ~plan.status.str.startswith('skipped')])
         sections = {name: getattr(STAGES[name], 'results_section', None) for name in stages}
-        try: write_results(figures/'RESULTS.md', cfg, plan, drawings(out_dir, figures), outcomes, sections)
+        try:
+            took, last = round(time.monotonic() - started), (reference[0].meta if reference[0] else {})
+            timed = (dict(duration=f'{took // 60} min {took % 60} s', seconds=took) if trained or 'seconds' not in last
+                     else {k: last[k] for k in ('duration', 'seconds')})
+            rec = write_results(figures/'RESULTS.md', cfg, plan, drawings(out_dir, figures), outcomes, sections, timed)
+            line = write_reproduction(rec, reference, ref_path, figures/'REPRODUCTION.md')
+            write_paper(figures/'PAPER.md', rec, cfg, line if reference[0] is not None else '')
+            if figures == resolve_path(RESULTS).parent: write_readme()       # the README's numbers: this record
+            outcomes.append(Outcome('REPRODUCTION.md', 'reported', detail=line))
         except (OSError, SeemoreError) as e:
             outcomes.append(Outcome('RESULTS.md', 'failed', notebook=None,
                                     detail=os_error_line(e) if isinstance(e, OSError) else str(e)))
     return outcomes
 
 def report(outcomes: list[Outcome]) -> str:
-    "The summary printed at the end: counts, papermill's overhead, then every failure with its notebook and log."
+    """The summary printed at the end: counts, papermill's overhead, every failure with its notebook and log, and last
+    the reproduction check's line."""
     count = lambda s: sum(o.status == s for o in outcomes)
     over = [o.timing['overhead'] for o in outcomes if o.timing]
     lines = [
@@ -216,6 +231,7 @@ def report(outcomes: list[Outcome]) -> str:
             lines.append(f'FAILED {o.name}: {o.detail}'
                          + (f'\n  executed notebook: {o.notebook}' if o.notebook else '')
                          + (f'\n  job log: {o.log}' if o.log else ''))
+    lines += [o.detail for o in outcomes if o.status == 'reported']
     return '\n'.join(lines)
 
 # %% ../../nbs/73_orchestrate.reproduce.ipynb #3a6360c0
@@ -239,14 +255,14 @@ class GridStop(GracefulStop):
 
 def continue_command(
     cfg: Config, figures_dir=None, only=None, grid=None, redraw=False, executor='inline',
-    remeasure_busy=False
+    remeasure_busy=False, against=None
 ) -> str:
     "The `seemore_reproduce` command line that goes on where this one stopped."
     profile, overrides = config_origin(cfg)
     args = ['seemore_reproduce', '--config', profile, *overrides, *(['--only', only] if only else []),
             *(['--grid', str(grid)] if grid else []), *(['--figures-dir', str(figures_dir)] if figures_dir else []),
             *(['--redraw'] if redraw else []), *(['--executor', executor] if executor != 'inline' else []),
-            *(['--remeasure-busy'] if remeasure_busy else [])]
+            *(['--remeasure-busy'] if remeasure_busy else []), *(['--against', str(against)] if against else [])]
     return shlex.join(args)
 
 def stopped_grid_message(signal_name: str, outcomes: list[Outcome], command: str) -> str:
@@ -275,6 +291,9 @@ def main(argv=None) -> int:
                              "a submitit job; pip install 'seemore_nb[cluster]')")
     parser.add_argument('--remeasure-busy', action='store_true',
                         help='train again, from scratch, every finished run measured on a busy machine')
+    parser.add_argument('--against', metavar='PATH',
+                        help='the results.json to check this run against (default: the one in the figures folder '
+                             'before this run)')
     parser.add_argument('--redraw', action='store_true',
                         help='draw every figure template again, even those whose inputs are unchanged')
     args = parser.parse_args(argv)
@@ -286,7 +305,7 @@ def main(argv=None) -> int:
                                         gpus=job_gpu_limit(args.executor, cfg))))
             return 0
         try: outcomes = reproduce(cfg, args.figures_dir, args.only, args.grid, args.redraw,
-                                  args.executor, args.remeasure_busy)
+                                  args.executor, args.remeasure_busy, args.against)
         except GridInterrupted as e:
             print(f'seemore_reproduce: {e}', file=sys.stderr)
             return 128 + signal.Signals[e.signal].value

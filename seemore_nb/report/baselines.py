@@ -24,6 +24,7 @@ from ..study.evaluation import (backtest, classification_metrics, daily_returns,
 from ..data.prices import load_study_prices
 from ..data.windows import make_windows
 from ..study.baselines import BaselineError, fit_baselines
+from ..record import Record
 from .cells import classifier_runs
 
 # %% auto #0
@@ -168,10 +169,12 @@ def load_results(cfg: Config, vit: Path | None = None, plan: pd.DataFrame | None
     return _with_vit(res, vit, cfg) if vit is not None and vit.exists() else res
 
 # %% ../../nbs/64_report.baselines.ipynb #2ecd497a
-def metric_cell(row, key: str) -> str:
-    "`value [low, high]` of `key` in a metrics row (with its `_low` and `_high`), or – when it is missing."
+def metric_cell(row, key: str, rec: Record | None = None, name: str = '') -> str:
+    """`value [low, high]` of `key` in a metrics row (with its `_low` and `_high`), or – when it is missing; kept
+    in the record `rec` (`05_record`) as `name` when given."""
     v = row.get(key, np.nan)
-    return '–' if pd.isna(v) else f'{v:.3f} [{row[f"{key}_low"]:.3f}, {row[f"{key}_high"]:.3f}]'
+    if pd.isna(v): return '–'
+    return (rec or Record()).add(name or key, v, '{:.3f}', low=row[f'{key}_low'], high=row[f'{key}_high'])
 
 def auc_note(res: BaselineResults) -> str:
     """A note for the models whose AUC interval lies wholly under 0.5: the 20-day momentum's AUC on each split (from
@@ -191,16 +194,19 @@ def auc_note(res: BaselineResults) -> str:
         'in `figures/auc_check.md` (`nbs/paper/73_auc_check.ipynb`).\n'
     )
 
-def baselines_markdown(res: BaselineResults, cfg: Config) -> str:
-    "The comparison as a markdown table, with what the intervals, the backtest and the long-short spread are."
-    b, perf = cfg.baselines, res.performance.set_index('strategy')
-    cell = lambda name, key: metric_cell(perf.loc[name], key) if name in perf.index else '–'
+def baselines_markdown(res: BaselineResults, cfg: Config, rec: Record | None = None) -> str:
+    """The comparison as a markdown table, with what the intervals, the backtest and the long-short spread are; its
+    numbers kept in `rec` as `baselines/<model>/<metric>`."""
+    b, perf, rec = cfg.baselines, res.performance.set_index('strategy'), rec if rec is not None else Record()
+    cell = lambda name, key: (metric_cell(perf.loc[name], key, rec, f'baselines/{name}/{key}') if name in perf.index
+                              else '–')
     lines = ['| model | accuracy | balanced accuracy | AUC | log loss | annual return | Sharpe '
              '| long-short mean return | long-short Sharpe |', '|---|---|---|---|---|---|---|---|---|']
     for _, row in res.metrics.iterrows():
         m, ls = row['model'], f"{row['model']}_long_short"
         lines.append(f"| {m} | "
-                     + ' | '.join(metric_cell(row, k) for k in ('accuracy', 'balanced_accuracy', 'auc', 'log_loss'))
+                     + ' | '.join(metric_cell(row, k, rec, f'baselines/{m}/{k}')
+                                  for k in ('accuracy', 'balanced_accuracy', 'auc', 'log_loss'))
                      + f" | {cell(m, 'annual_return')} | {cell(m, 'sharpe')} | {cell(ls, 'mean_return')}"
                      f" | {cell(ls, 'sharpe')} |")
     lines.append(f"| buy and hold | – | – | – | – | {cell('buy_and_hold', 'annual_return')} | "
@@ -209,7 +215,9 @@ def baselines_markdown(res: BaselineResults, cfg: Config) -> str:
     up = res.predictions.loc[res.predictions['model'] == m['model'], 'label'].mean()
     return (
         '\n'.join(lines)
-        + f"\n\nTest split: {int(m['windows'])} windows on {int(m['dates'])} dates ({up:.1%} up). Brackets:"
+        + f"\n\nTest split: {rec.add('baselines/test/windows', int(m['windows']), '{}')} windows on"
+        f" {rec.add('baselines/test/dates', int(m['dates']), '{}')} dates"
+        f" ({rec.add('baselines/test/up_share', up, '{:.1%}')} up). Brackets:"
         f" {b.confidence:.0%} intervals from a moving-block bootstrap over dates (blocks of {b.block_length} trading"
         f" days, {b.bootstrap_samples} resamples). Backtest: a {cfg.data.label_horizon}-day tranche per signal,"
         f" {b.down} when down, equal weights, **gross of costs**; Sharpe without a risk-free rate. Long-short: on each"
@@ -307,10 +315,10 @@ def stage_done(cfg: Config, plan: pd.DataFrame | None = None) -> bool:
     path = vit_predictions_path(plan) if plan is not None else None
     return (baselines_dir(cfg)/'complete.json').exists() and not (path is not None and _predictions_due(path))
 
-def results_section(cfg: Config, plan: pd.DataFrame) -> str:
-    "The baselines' part of RESULTS.md (the main job asks every stage of the grid for one)."
+def results_section(cfg: Config, plan: pd.DataFrame, rec: Record | None = None) -> str:
+    "The baselines' part of RESULTS.md (the main job asks every stage of the grid for one; its numbers go to `rec`)."
     return '\n'.join(['## Baselines (test split; accuracy with its interval, from `seemore_nb.report.baselines`)', '',
-                      baselines_markdown(load_results(cfg, plan=plan), cfg)])
+                      baselines_markdown(load_results(cfg, plan=plan), cfg, rec)])
 
 def reproduce_stage(cfg: Config, plan: pd.DataFrame) -> Path:
     "The artifacts the figure notebooks 70 and 71 read: the ViT's test predictions and the baselines folder."

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import Config
+from ..record import Record
 from .cells import GridError, load_cells
 from .baselines import baselines_dir, build_baselines, load_results, metric_cell
 
@@ -66,15 +67,17 @@ _NAMES = {'vit': 'ViT', 'majority': 'majority', 'logistic': 'logistic', 'arima':
           'multi_output': 'multi-output'}
 
 
-def learnability_markdown(table: pd.DataFrame) -> str:
-    "Test accuracy [interval] per strength (rows) and model (columns), and each model's detection limit."
-    models = list(table.model.unique())
+def learnability_markdown(table: pd.DataFrame, rec: Record | None = None) -> str:
+    """Test accuracy [interval] per strength (rows) and model (columns), and each model's detection limit; the numbers
+    kept in `rec` as `learnability/<signal>/...`."""
+    models, rec = list(table.model.unique()), rec if rec is not None else Record()
     lines = ['| signal | windows | majority rate | ' + ' | '.join(_NAMES.get(m, m) for m in models) + ' |',
              '|---|---|---|' + '---|' * len(models)]
     for signal, g in table.groupby('signal'):
-        g = g.set_index('model')
-        lines.append(f'| {signal:g} | {int(g.windows.iloc[0])} | {g.majority_rate.iloc[0]:.3f} | '
-                     + ' | '.join(metric_cell(g.loc[m], 'accuracy') for m in models) + ' |')
+        g, k = g.set_index('model'), f'learnability/{signal:g}'
+        lines.append(f"| {signal:g} | {rec.add(f'{k}/windows', int(g.windows.iloc[0]), '{}')} | "
+                     f"{rec.add(f'{k}/majority_rate', g.majority_rate.iloc[0], '{:.3f}')} | "
+                     + ' | '.join(metric_cell(g.loc[m], 'accuracy', rec, f'{k}/{m}/accuracy') for m in models) + ' |')
     limits = detection_limits(table)
     said = lambda m: 'none' if np.isnan(limits[m]) else f'{limits[m]:g}'
     detected = [m for m in models if m != 'vit' and not np.isnan(limits[m])]
@@ -91,14 +94,14 @@ def interval_text(cfg: Config) -> str:
     kind = 'bootstrap' if b.block_length == 1 else f'moving-block bootstrap (blocks of {b.block_length} days)'
     return f'{b.confidence:.0%} {kind} over end dates, {b.bootstrap_samples} resamples'
 
-def results_section(cfg: Config, plan: pd.DataFrame) -> str:
-    "The control's part of RESULTS.md (the main job asks every stage of the grid for one)."
+def results_section(cfg: Config, plan: pd.DataFrame, rec: Record | None = None) -> str:
+    "The control's part of RESULTS.md (the main job asks every stage of the grid for one; its numbers go to `rec`)."
     table = learnability_table(plan)
     c = control_cells(plan).config.iloc[0]
     return '\n'.join(['## Learnability control (synthetic prices with a planted signal; test accuracy [95% interval])',
                       '', f'Data: synthetic, signals {", ".join(f"{s:g}" for s in sorted(table.signal.unique()))} '
                       f'(seed {c.data.seed}), {len(c.data.tickers)} tickers, profile {c.profile}. Intervals: '
-                      f'{interval_text(c)}.', '', learnability_markdown(table)])
+                      f'{interval_text(c)}.', '', learnability_markdown(table, rec)])
 
 # %% ../../nbs/66_report.control.ipynb #712eed6c
 def _examples(axes, cfg: Config, per_class: int) -> None:

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import platform
+import re
 import subprocess
 from datetime import datetime, timezone
 from importlib import metadata
@@ -15,11 +16,13 @@ import numpy as np
 import pandas as pd
 
 from ..config import SeemoreError, atomic_write, config_dict, cpu_info, project_root
+from ..record import Record, RecordError, compare, read_record, reproduction_markdown, summary_line
 from ..style import data_text, machine_text
 
 # %% auto #0
-__all__ = ['PACKAGES', 'RUN_COLUMNS', 'FORMATS', 'provenance', 'markdown_table', 'with_interval', 'interval_table',
-           'results_markdown', 'write_results', 'read_results_table']
+__all__ = ['PACKAGES', 'RUN_COLUMNS', 'FORMATS', 'UNITS', 'provenance', 'markdown_table', 'unit_kind', 'slug', 'recorded_table',
+           'with_interval', 'interval_table', 'results_markdown', 'write_results', 'read_reference',
+           'write_reproduction', 'read_results_table']
 
 # %% ../../nbs/65_report.results.ipynb #e3560ce7
 PACKAGES = ('seemore_nb', 'torch', 'tensorflow-cpu', 'tensorflow', 'numpy', 'pandas', 'matplotlib', 'papermill',
@@ -60,36 +63,86 @@ RUN_COLUMNS = {'cell': 'cell', 'repeat': 'repeat',
                'epochs': 'epochs', 'warmup': 'warm-up', 'samples_per_epoch': 'samples/epoch',
                'total_s': 'total s (after warm-up)',
                'samples_per_s': 'samples/s', 'E': 'E', 'val_accuracy': 'val accuracy'}
-FORMATS = {'total s (after warm-up)': '{:.2f}', 'samples/s': '{:.2f}', 'E': '{:.3f}', 'val accuracy': '{:.4f}'}
+FORMATS = {'total_s': '{:.2f}', 'samples_per_s': '{:.2f}', 'E': '{:.3f}', 'val_accuracy': '{:.4f}'}
+UNITS = {'total_s': ('s', 'time'), 'samples_per_s': ('samples/s', 'time'), 'E': ('', 'ratio'),
+         'seconds': ('s', 'time'), 'others_share': ('', 'time')}
 
-def with_interval(row, metric: str, fmt: str) -> str:
-    "'median [low, high]' of a `summarize` row, '<value> (1 run)' without repeats, 'n/a' when not measured."
+def unit_kind(column: str) -> tuple[str, str]:
+    "The unit and kind (`05_record`) of a numbers column: times and rates depend on the machine, E is a ratio."
+    if column in UNITS: return UNITS[column]
+    if column.endswith(('_ms', ' s')): return ('ms' if column.endswith('_ms') else 's', 'time')
+    return ('', 'outcome')
+
+def slug(text) -> str:
+    "A key part: no spaces or slashes."
+    return re.sub(r'[\s/]+', '-', str(text).strip())
+
+def recorded_table(df: pd.DataFrame, rec: Record, prefix: str, row_key, floats: dict | None = None, names=None,
+                   runs=None, machine=None, busy=None) -> str:
+    """A pipe table of `df` whose every number is kept in `rec` under `prefix/<row_key(row)>/<column>` and printed as
+    `rec.add` returns it (`floats`: column -> format; ints as they are, other floats to 4 digits). `runs`, `machine`,
+    `busy`: functions of a row for the record; `names`: the columns' headings."""
+    floats, out = floats or {}, df.astype(object).copy()
+    for i, (_, row) in enumerate(df.iterrows()):
+        for j, col in enumerate(df.columns):
+            v = row[col]
+            if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.number)): continue
+            fmt = floats.get(col, '{}' if isinstance(v, (int, np.integer)) else '{:.4g}')
+            unit, kind = unit_kind(col)
+            out.iat[i, j] = rec.add(f'{prefix}/{slug(row_key(row))}/{col}', v, fmt, unit=unit, kind=kind,
+                                    runs=runs(row) if runs else (), machine=machine(row) if machine else None,
+                                    busy=bool(busy(row)) if busy else False)
+    return markdown_table(out.rename(columns=names or {}))
+
+def with_interval(row, metric: str, fmt: str, rec: Record | None = None, key: str = '', **where) -> str:
+    """'median [low, high]' of a `summarize` row, '<value> (1 run)' without repeats, 'n/a' when not measured; kept in
+    `rec` under `key` (with `where`: runs, machine, busy) when given."""
+    rec, (unit, kind) = rec or Record(), unit_kind(metric)
     v, lo, hi = row[metric], row[f'{metric}_low'], row[f'{metric}_high']
-    if not np.isfinite(v): return 'n/a'
-    if row['repeats'] < 2: return f'{fmt.format(v)} (1 run)'
-    return f'{fmt.format(v)} [{fmt.format(lo)}, {fmt.format(hi)}]'
+    one = row['repeats'] < 2 or not np.isfinite(v)
+    text = rec.add(key or metric, v, fmt, low=None if one else lo, high=None if one else hi, unit=unit, kind=kind,
+                   **where)
+    return f'{text} (1 run)' if np.isfinite(v) and row['repeats'] < 2 else text
 
-def interval_table(summary: pd.DataFrame, metrics: dict, fmt: str) -> str:
-    "A table of `analysis.summarize` rows: cell, devices, repeats, and each metric (column: heading), with intervals."
+def interval_table(summary: pd.DataFrame, metrics: dict, fmt: str, rec: Record | None = None, where=None) -> str:
+    """A table of `analysis.summarize` rows: cell, devices, repeats, and each metric (column: heading), with intervals;
+    each number kept in `rec` as `timing/<cell>/<metric>` (`where(row)`: its runs, machine, busy)."""
+    rec, where = rec or Record(), where or (lambda r: {})
     rows = [dict(cell=r['cell'], devices=r['devices'], repeats=r['repeats'],
-                 **{head: with_interval(r, m, fmt) for m, head in metrics.items()}) for _, r in summary.iterrows()]
-    return markdown_table(pd.DataFrame(rows))
+                 **{head: with_interval(r, m, fmt, rec, f"timing/{slug(r['cell'])}/{m}", **where(r))
+                    for m, head in metrics.items()}) for _, r in summary.iterrows()]
+    return recorded_table(pd.DataFrame(rows), rec, 'timing', lambda r: r['cell'])
 
 # %% ../../nbs/65_report.results.ipynb #6b626817
+def _where(cells: pd.DataFrame) -> dict:
+    "run id -> the record's runs, machine and busy flag for that run."
+    out = {}
+    for c in cells.itertuples():
+        load = c.run.complete.get('load') or {}
+        out[c.run.folder.name] = dict(runs=[c.run.folder.name], machine=machine_text(c.run.complete.get('machine')),
+                                      busy=bool(load.get('busy')))
+    return out
+
+def _joined(infos: list[dict]) -> dict:
+    "The record's runs, machine and busy flag for numbers that several runs give."
+    return dict(runs=[r for i in infos for r in i['runs']], machine='; '.join(sorted({i['machine'] for i in infos})),
+                busy=any(i['busy'] for i in infos))
+
 def results_markdown(
-    cfg, plan: pd.DataFrame, drawn: list, outcomes: list, prov: dict | None = None, sections: dict | None = None
+    cfg, plan: pd.DataFrame, drawn: list, outcomes: list, prov: dict | None = None, sections: dict | None = None,
+    rec: Record | None = None
 ) -> str:
     """The text of RESULTS.md for a finished grid (`plan` from `70_orchestrate.grid.grid_plan`, `drawn`: (figure,
-    template, seconds), `sections`: each stage's name and its `results_section(cfg, plan)`, or None)."""
+    template, seconds), `sections`: each stage's name and its `results_section(cfg, plan, rec)`, or None). Every
+    number it prints is kept in `rec` (`05_record`), the record `results.json` holds."""
     from seemore_nb.report.analysis import PHASES, epoch_times, grid_numbers, summarize
     from seemore_nb.report.cells import load_cells
-    prov = prov or provenance()
+    prov, rec = prov or provenance(), rec if rec is not None else Record()
     done = plan[plan.status == 'done']
-    # a stage has no run folder; the baselines have their own table
-    done = done[done.kind != 'stage']
-    # every task, the VLM's too
-    cells = load_cells(done, task=sorted(set(done.task))) if len(done) else done.assign(run=[])
+    done = done[done.kind != 'stage']                            # a stage has no run folder; the baselines: their table
+    cells = load_cells(done, task=sorted(set(done.task))) if len(done) else done.assign(run=[])   # every task's
     nums = grid_numbers(cells) if len(cells) else pd.DataFrame()
+    where = _where(cells)
     out = [
         '# Results',
         '',
@@ -97,76 +150,76 @@ def results_markdown(
         (f'Profile **{cfg.profile}**; data: {data_text(config_dict(cfg)["data"])}, tickers'
          f' {", ".join(cfg.data.tickers)}, {cfg.data.start} to {cfg.data.end}. Totals and throughput leave out the'
          ' warm-up epochs; throughput counts training samples only; E = throughput(N) / (N × throughput(1)) of the'
-         ' same framework, loader and precision; n/a: not measured.'),
+         ' same framework, loader and precision; n/a: not measured. Every number here is in `results.json`'
+         ' (`05_record`).'),
         '',
     ]
     out += ['## Runs', '']
     if len(nums):
         cols = [c for c in RUN_COLUMNS if c in nums] + [c for c in nums if c.startswith('eval_')]
-        out += [markdown_table(nums[cols].rename(columns=RUN_COLUMNS), FORMATS), '']
-        loads = [(getattr(c, 'label', c.name), c.run.folder.name, c.run.complete.get('load') or {})
-                 for c in cells.itertuples()]
-        busy = [(cell, run, load['others_share']) for cell, run, load in loads if load.get('busy')]
+        out += [recorded_table(nums[cols], rec, 'runs', lambda r: f"{r['cell']}/r{r['repeat']}", FORMATS,
+                               RUN_COLUMNS, **{k: (lambda r, k=k: where[r['run_id']][k]) for k in
+                                               ('runs', 'machine', 'busy')}), '']
+        busy = [(c.name, c.run.folder.name, (c.run.complete.get('load') or {}))
+                for c in cells.itertuples() if (c.run.complete.get('load') or {}).get('busy')]
         if busy:
-            share = next(load['threshold'] for *_, load in loads if load.get('busy'))
+            share = busy[0][2]['threshold']
+            table = pd.DataFrame([(cell, run, load['others_share']) for cell, run, load in busy],
+                                 columns=['cell', 'run', 'others_share'])
             out += [f'**Measured on a busy machine:** other processes took more than {share:.0%} of the CPU while these'
                     ' runs ran, so their times are not comparable with the others (`26_engine.launch`); measure them'
                     ' again with `seemore_reproduce --remeasure-busy`.', '',
-                    markdown_table(pd.DataFrame(busy, columns=['cell', 'run', 'others took']),
-                                   {'others took': '{:.0%}'}), '']
+                    recorded_table(table, rec, 'busy', lambda r: r['run'], {'others_share': '{:.0%}'},
+                                   {'others_share': 'others took'}, runs=lambda r: [r['run']],
+                                   machine=lambda r: where[r['run']]['machine']), '']
         summary = summarize(nums)
+        of_cell = lambda r: _joined([where[i] for i in nums.run_id[nums.cell == r['cell']]])
         out += ['## Timing: median [95% interval] over the repeats', '',
                 'One row per cell. The interval is the percentile bootstrap of the median over the cell\'s runs'
                 ' (`analysis.median_interval`, 9,999 resamples); with 3 runs it spans about the fastest to the slowest'
                 ' run. A cell run once has no interval.', '',
                 interval_table(summary, {'total_s': 'total s (after warm-up)', 'samples_per_s': 'samples/s', 'E': 'E'},
-                               '{:.3g}'), '']
+                               '{:.3g}', rec, of_cell), '']
         out += ['## Per-iteration breakdown (ms per training iteration after warm-up, per rank; median [95% interval])',
-                '', interval_table(summary, {f'{p}_ms': f'{p} ms' for p in (*PHASES, 'total')}, '{:.3g}'), '']
-        epochs = pd.DataFrame({getattr(c, 'label', c.name): epoch_times(c.run)
-                               for c in cells.itertuples()}).T.rename_axis('run').reset_index()
-        epochs.columns = ['run', *[f'epoch {e} s' for e in epochs.columns[1:]]]
+                '', interval_table(summary, {f'{p}_ms': f'{p} ms' for p in (*PHASES, 'total')}, '{:.3g}', rec,
+                                   of_cell), '']
+        epochs = pd.DataFrame({(getattr(c, 'label', c.name), c.run.folder.name): epoch_times(c.run)
+                               for c in cells.itertuples()}).T
+        epochs = epochs.set_axis([f'epoch {e} s' for e in epochs.columns], axis=1).rename_axis(['run', 'run_id'])
+        epochs = epochs.reset_index()
         out += ['## Seconds per epoch (training + validation)', '',
-                markdown_table(epochs, {c: '{:.2f}' for c in epochs.columns[1:]}), '']
+                recorded_table(epochs.drop(columns='run_id'), rec, 'epochs', lambda r: r['run'],
+                               {c: '{:.2f}' for c in epochs.columns[2:]},
+                               **{k: (lambda r, k=k: where[epochs.run_id[r.name]][k]) for k in
+                                  ('runs', 'machine', 'busy')}), '']
     else: out += ['No finished runs.', '']
-    vlm = [dict(
-               cell=c.name,
-               run_id=c.run.folder.name,
-               split=split,
-               images=v.get('count'),
-               exact_match=v.get('exact_match'),
-               cer=v.get('cer'),
-           )
-           for c in cells.itertuples()
-           if c.task == 'vlm'
-           for split, v in (c.run.complete.get('evaluation') or {}).items()
-           if isinstance(v, dict)]
+    vlm = [dict(cell=c.name, run_id=c.run.folder.name, split=split, images=v.get('count'),
+                exact_match=v.get('exact_match'), cer=v.get('cer'))
+           for c in cells.itertuples() if c.task == 'vlm'
+           for split, v in (c.run.complete.get('evaluation') or {}).items() if isinstance(v, dict)]
     if vlm: out += ['## VLM captions (greedy decoding, the final evaluation on the best weights)', '',
-                    markdown_table(pd.DataFrame(vlm), {'exact_match': '{:.1%}', 'cer': '{:.1%}'}), '']
+                    recorded_table(pd.DataFrame(vlm), rec, 'vlm', lambda r: f"{r['cell']}/{r['split']}",
+                                   {'exact_match': '{:.1%}', 'cer': '{:.1%}'}, runs=lambda r: [r['run_id']],
+                                   machine=lambda r: where[r['run_id']]['machine']), '']
     for name, section in (sections or {}).items():                        # each stage writes its own section
         if section is None: continue
-        try: out += [section(cfg, plan), '']
+        try: out += [section(cfg, plan, rec), '']
         except SeemoreError as e: out += [f'## {name}', '', f'not available: {e}', '']
-    skipped = plan[
-        plan.status.str.startswith(('skipped', 'error', 'damaged')) | (plan.status == 'todo')
-    ]
+    skipped = plan[plan.status.str.startswith(('skipped', 'error', 'damaged')) | (plan.status == 'todo')]
     if len(skipped): out += ['## Cells without a run', '', markdown_table(skipped[['name', 'status']]), '']
-    out += ['## Figures',
-            '',
-            markdown_table(pd.DataFrame(drawn, columns=['figure', 'template', 'seconds']).assign(
-                               figure=lambda d: d.figure.map(lambda f: f'`{f}` (+ .pdf)'),
-                               template=lambda d: d.template.map(lambda t: f'`nbs/paper/{t}`'),
-                           ),
-                           {'seconds': '{:.1f}'}),
+    figures = pd.DataFrame(drawn, columns=['figure', 'template', 'seconds'])
+    out += ['## Figures', '',
+            recorded_table(figures.assign(figure=figures.figure.map(lambda f: f'`{f}` (+ .pdf)'),
+                                          template=figures.template.map(lambda t: f'`nbs/paper/{t}`')),
+                           rec, 'figures', lambda r: r['figure'].split('`')[1], {'seconds': '{:.1f}'}),
             '']
-    timed = [(o.name, o.timing['seconds'], o.timing['cells_seconds'],
-              o.timing['overhead']) for o in outcomes if o.timing]
+    timed = [(o.name, o.timing['seconds'], o.timing['cells_seconds'], o.timing['overhead'])
+             for o in outcomes if o.timing]
     if timed:
-        out += ['## Notebook timings (this invocation)',
-                '',
-                markdown_table(pd.DataFrame(timed, columns=['notebook', 'wall s', 'cells s', 'papermill overhead s']),
-                               {k: '{:.1f}' for k in ('wall s', 'cells s', 'papermill overhead s')}),
-                '']
+        heads = {'wall_s': 'wall s', 'cells_s': 'cells s', 'overhead_s': 'papermill overhead s'}
+        out += ['## Notebook timings (this invocation)', '',
+                recorded_table(pd.DataFrame(timed, columns=['notebook', *heads]), rec, 'notebooks',
+                               lambda r: r['notebook'], dict.fromkeys(heads, '{:.1f}'), heads), '']
     ran_on = sorted({machine_text(c.run.complete.get('machine')) for c in cells.itertuples()})   # from the runs
     out += ['## Provenance', '', f"- git commit: `{prov['commit']}`",
             f"- Python {prov['python']}; " + ', '.join(f'{k} {v}' for k, v in prov['packages'].items()),
@@ -174,10 +227,37 @@ def results_markdown(
             f"- drawn on: CPU {prov['cpu']}; GPU {prov['gpu']}", '']
     return '\n'.join(out)
 
-def write_results(path, cfg, plan, drawn, outcomes, sections: dict | None = None) -> Path:
-    "Write RESULTS.md atomically."
-    text = results_markdown(cfg, plan, drawn, outcomes, sections=sections)
-    return atomic_write(path, lambda f: f.write(text), mode='w')
+def write_results(path, cfg, plan, drawn, outcomes, sections: dict | None = None, meta: dict | None = None) -> Record:
+    """Write RESULTS.md and, beside it, `results.json` (the record of every number it prints, with the provenance and
+    `meta`), atomically; the record."""
+    prov = provenance()
+    rec = Record(machine=machine_text(cpu_info()),
+                 meta=dict(profile=cfg.profile, commit=prov['commit'], python=prov['python'],
+                           packages=prov['packages'], cpu=prov['cpu'], gpu=prov['gpu'], **(meta or {})))
+    text = results_markdown(cfg, plan, drawn, outcomes, prov, sections, rec)
+    rec.save(Path(path).with_name('results.json'))
+    atomic_write(path, lambda f: f.write(text), mode='w')
+    return rec
+
+def read_reference(path, given: bool = False) -> tuple[Record | None, str]:
+    """The reference of the reproduction check (`05_record`), read before the main job writes its own record: (the
+    record, '') or (None, why there is none: a first run, or a record that cannot be used, named with the fix)."""
+    path = Path(path)
+    if not given and not path.exists():
+        return None, (f'no reference record at {path}: a first run, nothing to check against'
+                      ' (the next run checks this one)')
+    try: return read_record(path), ''
+    except RecordError as e: return None, f'{e}; the reproduction check is skipped'
+
+def write_reproduction(rec: Record, reference: tuple, ref_path, path) -> str:
+    "REPRODUCTION.md at `path`: `rec` against `reference` (from `read_reference`; none: no report); one summary line."
+    ref, why = reference
+    if ref is None:
+        Path(path).unlink(missing_ok=True)                # a report against an older reference would mislead
+        return why
+    text = reproduction_markdown(ref, rec, ref_path)
+    atomic_write(path, lambda f: f.write(text), mode='w')
+    return f'{summary_line(compare(ref, rec))} ({Path(path).name})'
 
 def read_results_table(path, heading: str = '## Runs') -> pd.DataFrame:
     "A table of RESULTS.md back as a DataFrame of strings (for checks)."

@@ -21,7 +21,7 @@ from .gpu import alternate, bare_loop, engine_epoch
 # %% auto #0
 __all__ = ['TF_CELLS', 'benchmark_loader', 'format_loader_line', 'RGBArrays', 'benchmark_train', 'benchmark_ddp',
            'format_train_line', 'peak_tflops', 'benchmark_amp', 'fresh_run', 'benchmark_tf', 'grid_ratio',
-           'benchmark_tf_overhead', 'format_tf_line', 'bench_config', 'main']
+           'benchmark_tf_overhead', 'format_tf_line', 'record', 'readme', 'bench_config', 'main']
 
 # %% ../../nbs/81_tools.bench.ipynb #58c57b7c
 def _samples_per_second(new_loader, repeats: int) -> float:
@@ -263,8 +263,24 @@ def _run_tf(args) -> int:
     print(f"the {cfg.profile} grid's own cells: ratio " + (f"{grid:.2f} (the benchmark's differs by "
                                                       f"{100 * (r['ratio'] / grid - 1):+.0f}%)" if grid else
                                                       'n/a (run seemore_reproduce --only pt-store-1dev,tf-store-1dev)'))
-    print(format_tf_line(r))
+    line = format_tf_line(r)
+    print(line)
+    record(args, 'tf', line, dict(r, engine_overhead=over['overhead']))
     return 0
+
+def record(args, name: str, line: str, result: dict) -> None:
+    "Keep a benchmark's result in the record (`04_benchmarks`; not when `--no-record`), with its config if any."
+    if getattr(args, 'no_record', False): return
+    from seemore_nb.benchmarks import record_benchmark
+    record_benchmark(name, line, dict(result, profile=getattr(args, 'config', None) or 'default',
+                                      overrides=list(getattr(args, 'overrides', []) or [])), args.record)
+    readme(args)
+
+def readme(args) -> None:
+    "A result recorded in the committed record changes the README's benchmark lines: render it again."
+    if args.record is None:
+        from seemore_nb.report.paper import write_readme
+        write_readme()
 
 # %% ../../nbs/81_tools.bench.ipynb #ef09b4bc
 def bench_config():
@@ -275,14 +291,18 @@ def main(argv=None) -> int:
     "Console script `seemore_bench`: measure a target against its reference and print the ratio last."
     from seemore_nb.config import add_config_args, guarded
     parser = argparse.ArgumentParser(prog='seemore_bench', description=main.__doc__)
-    parser.add_argument('target', choices=['spectrogram', 'loader', 'train', 'amp', 'tf', 'gpu', 'store'])
+    parser.add_argument('target', choices=['spectrogram', 'loader', 'train', 'amp', 'tf', 'gpu', 'store', 'check'],
+                        help='check: the CPU benchmarks\' targets against the record (exit 1 naming any missed)')
     # --config (train: cpu, amp: paper, loader: the bench store), KEY=VALUE, --debug
     add_config_args(parser, default=None)
     parser.add_argument('--peak-tflops', type=float, help='device peak for MFU when it is not a known GPU')
     parser.add_argument('--repeats', type=int, default=None, help='timed repeats (loader: 3, train: 6)')
     parser.add_argument('--budget', type=float, default=420.0, help='gpu: seconds before compiled measurements stop')
     parser.add_argument('--sizes', default='16,64,256', help='store: the numbers of generated tickers to build')
-    parser.add_argument('--record', default=None, help='store: the benchmark record (default figures/benchmarks.json)')
+    parser.add_argument('--record', default=None, help='the benchmark record (default figures/benchmarks.json)')
+    parser.add_argument('--no-record', action='store_true', help='print the result without recording it')
+    parser.add_argument('--require', action='append', default=[], metavar='NAME:KEY>=VALUE',
+                        help='check: one more target (repeatable)')
     args = parser.parse_intermixed_args(argv)                  # the target, options and overrides in any order
     return guarded('seemore_bench', lambda: _run(args), args.debug)
 
@@ -290,26 +310,33 @@ def _run(args) -> int:
     from seemore_nb.config import ConfigError, load_config, with_overrides
     if args.target == 'spectrogram' and (args.config or args.overrides):
         raise ConfigError('seemore_bench spectrogram measures fixed windows: it takes no --config or overrides')
+    if args.target == 'check': return _check(args)
     if args.target == 'tf': return _run_tf(args)
     if args.target == 'store':                                # 18_data.store_bench: the build's growth
         from seemore_nb.data.store_bench import run_store_bench
         try: sizes = tuple(int(n) for n in args.sizes.split(','))
         except ValueError:
             raise ConfigError(f'--sizes {args.sizes!r}: give numbers of tickers, e.g. 16,64,256') from None
-        return run_store_bench(sizes, args.config or 'cpu', args.overrides, args.record)
+        code = run_store_bench(sizes, args.config or 'cpu', args.overrides, args.record)
+        readme(args)
+        return code
     if args.target == 'gpu':                                  # 80_tools.gpu: the paper profile on one GPU
         from seemore_nb.tools.gpu import run_gpu
         return run_gpu(args.config or 'paper', args.overrides, args.budget)
     if args.target == 'spectrogram':
         from seemore_nb.data.spectrogram import benchmark_spectrogram, format_spectrogram_line
-        print(format_spectrogram_line(benchmark_spectrogram()))            # one thread: it limits the pools itself
+        r = benchmark_spectrogram()                                        # one thread: it limits the pools itself
+        print(format_spectrogram_line(r)); record(args, 'spectrogram', format_spectrogram_line(r), r)
     elif args.target == 'train':
         cfg = load_config(args.config or 'cpu', args.overrides)
         ddp = benchmark_ddp(cfg)
         print('ddp on CPU: '
               + ', '.join(f"{n} process{'es' * (n > 1)} {row['samples_per_s']:.0f} samples/s" for n, row in ddp.items())
               + f" (speed-up {ddp[2]['speedup']:.2f}x, scaling efficiency {ddp[2]['scaling_efficiency']:.0%})")
-        print(format_train_line(benchmark_train(cfg, repeats=args.repeats or 6)))
+        r = benchmark_train(cfg, repeats=args.repeats or 6)
+        print(format_train_line(r))
+        record(args, 'train', format_train_line(r), dict(r, palette_abs=abs(r['palette_vs_rgb']),
+                                                         ddp={str(n): row for n, row in ddp.items()}))
     elif args.target == 'amp':
         from seemore_nb.config import load_config
         cfg = load_config(args.config or 'paper', args.overrides)
@@ -331,5 +358,17 @@ def _run(args) -> int:
               f" {store.manifest['form']} form (per-file: {12 * store.stock.shape[-1] ** 2 / 1024:.0f} KiB/sample);"
               f" per-file with uint8 items {r['per_file_uint8']:.0f}/s (store ratio"
               f" {r['store'] / r['per_file_uint8']:.1f}x)")
-        print(format_loader_line(r))
+        print(format_loader_line(r)); record(args, 'loader', format_loader_line(r), r)
     return 0
+
+def _check(args) -> int:
+    "`seemore_bench check`: every CPU benchmark's targets on this machine; exit 1 naming each one missed."
+    from seemore_nb.benchmarks import CPU_BENCHMARKS, check_benchmarks, parse_target, write_benchmarks_md
+    from seemore_nb.config import ConfigError
+    try: extra = [parse_target(t) for t in args.require]
+    except ValueError as e: raise ConfigError(f'--require {e}') from None
+    missed = check_benchmarks(args.record, CPU_BENCHMARKS, extra)
+    md = write_benchmarks_md(args.record)
+    for line in missed: print(f'MISSED {line}')
+    print(f"bench: {len(missed)} target(s) missed ({md})" if missed else f'bench: every target met ({md})')
+    return 1 if missed else 0
