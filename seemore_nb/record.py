@@ -62,8 +62,8 @@ class Record:
         text = 'n/a' if value is None else fmt.format(value)
         shown = text + (f' [{fmt.format(low)}, {fmt.format(high)}]' if interval and None not in (value, low, high)
                         else '')
-        n = Number(key, value, text, low, high, unit, kind, sorted(map(str, runs)),
-                   self.machine if machine is None else machine, bool(busy))
+        n = Number(key, value, text, low, high, unit, kind, sorted(map(str, runs)),     # busy: a time's concern only
+                   self.machine if machine is None else machine, bool(busy) and kind != 'outcome')
         old = self.numbers.get(key)
         if old is not None and (old.value, old.low, old.high) != (n.value, n.low, n.high):
             raise ValueError(f'{key}: recorded twice with different values ({old.value} and {n.value})')

@@ -70,7 +70,8 @@ UNITS = {'total_s': ('s', 'time'), 'samples_per_s': ('samples/s', 'time'), 'E': 
 def unit_kind(column: str) -> tuple[str, str]:
     "The unit and kind (`05_record`) of a numbers column: times and rates depend on the machine, E is a ratio."
     if column in UNITS: return UNITS[column]
-    if column.endswith(('_ms', ' s')): return ('ms' if column.endswith('_ms') else 's', 'time')
+    if column.endswith('_ms'): return ('ms', 'time')
+    if column.endswith(('_s', ' s')): return ('s', 'time')
     return ('', 'outcome')
 
 def slug(text) -> str:

@@ -210,7 +210,13 @@ def write_sources(pages: dict[str, Path], src: Path, figures: Path | None = None
     if templates: book.append(("The paper's figures, as the grid drew them", templates))
     for name, path in pages.items():
         nb = page(json.loads(Path(path).read_text()), flags)
-        if name == 'index': nb['cells'].append(_markdown_cell(toctree_markdown(book), len(nb['cells'])))
+        if name == 'index':                       # the README's page: its numbers filled as in README.md
+            from seemore_nb.report.paper import BENCHMARKS, committed_record, fill_text
+            rec = committed_record()
+            for cell in nb['cells']:
+                if cell['cell_type'] == 'markdown':
+                    cell['source'] = fill_text(''.join(cell['source']), rec, project_root()/BENCHMARKS)
+            nb['cells'].append(_markdown_cell(toctree_markdown(book), len(nb['cells'])))
         _write_if_changed(src/f'{name}.ipynb', nbformat.writes(nbformat.from_dict(nb)))
     _write_if_changed(src/'conf.py', CONF)
     if figures and figures.is_dir():
