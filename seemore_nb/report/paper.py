@@ -97,7 +97,7 @@ def finding_learnability(rec: Record) -> str:
             'so the engine and the model can learn what the data carries.')
 
 def finding_vlm(rec: Record) -> str:
-    keys = [k for k in rec.numbers if re.fullmatch(r'vlm/[^/]+/test/exact_match', k)]
+    keys = [k for k in rec.numbers if re.fullmatch(r'vlm/[^/]+-test/exact_match', k)]       # vlm/<cell>-<split>/…
     if not keys: return f'The Seemore VLM: {NOT_MEASURED}.'
     em, cer = rec.numbers[keys[0]], rec.numbers.get(keys[0].replace('exact_match', 'cer'))
     return (f'The Seemore VLM captions {em.text} of the test images exactly'
@@ -264,7 +264,8 @@ def figure_block(names: list[str], rec: Record, figures: Path) -> str:
         caption, template, cells = FIGURES[name]
         if not (figures/f'{name}.png').exists(): continue
         runs = sorted({r for k, n in rec.numbers.items() if k.startswith('runs/')
-                       and any(re.fullmatch(c.replace('*', '.*'), k.split('/')[1]) for c in cells) for r in n.runs})
+                       and any(re.fullmatch(c.replace('*', '.*') + r'(-r\d+)?', k.split('/')[1]) for c in cells)
+                       for r in n.runs})
         said = f" Runs: {', '.join(f'`{r}`' for r in runs)}." if runs else ''
         out.append(f'![{caption}]({name}.png)\n\n*{caption} Template `nbs/paper/{template}.ipynb`.{said}*')
     return '\n\n'.join(out)
