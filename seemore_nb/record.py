@@ -15,8 +15,8 @@ from pathlib import Path
 from .core import SeemoreError, atomic_write
 
 # %% auto #0
-__all__ = ['KINDS', 'SCHEMA', 'NEEDED', 'TOLERANCE', 'ORDER', 'RecordError', 'Number', 'Record', 'similar', 'read_record',
-           'verdict', 'compare', 'summary_line', 'reproduction_markdown', 'fill']
+__all__ = ['KINDS', 'SCHEMA', 'NEEDED', 'TOLERANCE', 'KIND_NAMES', 'ORDER', 'RecordError', 'Number', 'Record', 'similar',
+           'read_record', 'verdict', 'compare', 'summary_line', 'reproduction_markdown', 'fill']
 
 # %% ../nbs/05_record.ipynb #8fc4b30a
 KINDS = ('outcome', 'ratio', 'time')
@@ -118,6 +118,7 @@ def read_record(path) -> Record:
 
 # %% ../nbs/05_record.ipynb #9a801b05
 TOLERANCE = {'outcome': 0.0, 'ratio': 0.10, 'time': 0.25}
+KIND_NAMES = {'outcome': 'an outcome', 'ratio': 'a ratio', 'time': 'a time'}
 
 def verdict(ref: Number, cur: Number) -> str:
     "The verdict on `cur` against `ref` (the rules above)."
@@ -163,7 +164,7 @@ def reproduction_markdown(ref: Record, cur: Record, ref_path) -> str:
     head = ['# Reproduction', '', f'This run against `{ref_path}` (written {ref.meta.get("written", "?")}, commit'
             f' `{ref.meta.get("commit", "?")}`), number by number: **{summary_line(rows)}**.', '',
             'Verdicts (`05_record`): *same*: equal at the printed precision; *within*: the intervals overlap or,'
-            ' without intervals, within ' + ', '.join(f'{v:.0%} for a {k}' for k, v in TOLERANCE.items()) +
+            ' without intervals, within ' + ', '.join(f'{v:.0%} for {KIND_NAMES[k]}' for k, v in TOLERANCE.items()) +
             '; *differs*: both shown; *other machine*: a time from another CPU, shown, not judged; *busy*: measured'
             ' on a busy machine, shown, not judged. Differences are findings, not failures.', '',
             '| number | kind | reference | this run | verdict |', '|---|---|---|---|---|']

@@ -256,7 +256,9 @@ def write_reproduction(rec: Record, reference: tuple, ref_path, path) -> str:
     if ref is None:
         Path(path).unlink(missing_ok=True)                # a report against an older reference would mislead
         return why
-    text = reproduction_markdown(ref, rec, ref_path)
+    shown = Path(ref_path).resolve()
+    if shown.is_relative_to(project_root()): shown = shown.relative_to(project_root())      # no machine's own path
+    text = reproduction_markdown(ref, rec, shown)
     atomic_write(path, lambda f: f.write(text), mode='w')
     return f'{summary_line(compare(ref, rec))} ({Path(path).name})'
 
