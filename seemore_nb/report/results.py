@@ -29,13 +29,14 @@ PACKAGES = ('seemore_nb', 'torch', 'tensorflow-cpu', 'tensorflow', 'numpy', 'pan
             'PyWavelets')
 
 def provenance() -> dict:
-    """The git commit (with '+dirty' for uncommitted changes outside `figures/`, which the run itself rewrites), package
-    versions, Python, CPU and GPU model."""
+    """The git commit (with '+dirty' for uncommitted changes outside `figures/` and `README.md`, which the run itself
+    rewrites), package versions, Python, CPU and GPU model."""
     def run(*cmd):
         try: return subprocess.run(cmd, capture_output=True, text=True, timeout=20, cwd=project_root()).stdout.strip()
         except (OSError, subprocess.SubprocessError): return ''
     commit = run('git', 'rev-parse', '--short=12', 'HEAD') or 'unknown (not a git checkout)'
-    if commit[0] != 'u' and run('git', 'status', '--porcelain', '--untracked-files=no', '--', '.', ':(exclude)figures'):
+    if commit[0] != 'u' and run('git', 'status', '--porcelain', '--untracked-files=no', '--', '.', ':(exclude)figures',
+                                ':(exclude)README.md'):
         commit += '+dirty'
     versions = {}
     for p in PACKAGES:
