@@ -15,8 +15,9 @@ from pathlib import Path
 from .core import SeemoreError, atomic_write
 
 # %% auto #0
-__all__ = ['KINDS', 'SCHEMA', 'NEEDED', 'TOLERANCE', 'KIND_NAMES', 'ORDER', 'RecordError', 'Number', 'Record', 'similar',
-           'read_record', 'verdict', 'compare', 'summary_line', 'reproduction_markdown', 'fill']
+__all__ = ['KINDS', 'SCHEMA', 'NEEDED', 'TOLERANCE', 'KIND_NAMES', 'ORDER', 'BUSY_FLAG', 'PLACEHOLDER', 'RecordError', 'Number',
+           'Record', 'similar', 'read_record', 'verdict', 'compare', 'summary_line', 'reproduction_markdown', 'shown',
+           'fill']
 
 # %% ../nbs/05_record.ipynb #8fc4b30a
 KINDS = ('outcome', 'ratio', 'time')
@@ -55,13 +56,12 @@ class Record:
         self.machine, self.meta = machine, dict(meta or {})
 
     def add(self, key: str, value, fmt: str = '{:.4g}', *, low=None, high=None, unit: str = '', kind: str = 'outcome',
-            runs=(), machine: str | None = None, busy: bool = False, interval: bool = True) -> str:
-        "Keep `value` under `key`; its text as printed (`fmt`, with ' [low, high]' when `interval` and it has one)."
+            runs=(), machine: str | None = None, busy: bool = False) -> str:
+        "Keep `value` under `key`; its text as printed (`fmt`, with ' [low, high]' when it has an interval)."
         if kind not in KINDS: raise ValueError(f'{key}: kind {kind!r} is not one of {KINDS}')
         value, low, high = _plain(value), _plain(low), _plain(high)
         text = 'n/a' if value is None else fmt.format(value)
-        shown = text + (f' [{fmt.format(low)}, {fmt.format(high)}]' if interval and None not in (value, low, high)
-                        else '')
+        shown = text + (f' [{fmt.format(low)}, {fmt.format(high)}]' if None not in (value, low, high) else '')
         n = Number(key, value, text, low, high, unit, kind, sorted(map(str, runs)),     # busy: a time's concern only
                    self.machine if machine is None else machine, bool(busy) and kind != 'outcome')
         old = self.numbers.get(key)
@@ -171,11 +171,19 @@ def reproduction_markdown(ref: Record, cur: Record, ref_path) -> str:
     return '\n'.join(head + [f"| `{r['key']}` | {r['kind']} | {r['reference']} | {r['this_run']} | {r['verdict']} |"
                               for r in rows]) + '\n'
 
-def fill(text: str, rec: Record) -> str:
+BUSY_FLAG = ' (measured on a busy machine)'
+PLACEHOLDER = re.compile(r'\{\{\s*([^}|\s]+)\s*(\|\s*interval\s*)?\}\}')
+
+def shown(n: Number, unit: str = '', interval: bool = True) -> str:
+    "A recorded number as printed (with `unit`), its interval when it has one, flagged when measured on a busy machine."
+    iv = f' [{n.low:.3g}, {n.high:.3g}]' if interval and n.low is not None and n.high is not None else ''
+    return f"{n.text}{' ' + unit if unit else ''}{iv}{BUSY_FLAG if n.busy else ''}"
+
+def fill(text: str, rec: Record, other=None) -> str:
     """`text` with each `{{key}}` replaced by the recorded number's printed text (`{{key|interval}}`: with its
-    interval); a key not in the record is a KeyError naming it."""
+    interval); a key not in the record is a KeyError naming it. `other(key)`: the text of a placeholder that is not a
+    key of the record (`67_report.paper`'s findings, benchmarks, provenance), or None."""
     def one(m):
-        n = rec[m.group(1)]
-        if m.group(2) and n.low is not None: return f'{n.text} [{n.low:.3g}, {n.high:.3g}]'
-        return n.text
-    return re.sub(r'\{\{\s*([^}|\s]+)\s*(\|\s*interval\s*)?\}\}', one, text)
+        got = other(m.group(1)) if other is not None else None
+        return got if got is not None else shown(rec[m.group(1)], interval=bool(m.group(2)))
+    return PLACEHOLDER.sub(one, text)

@@ -9,22 +9,17 @@ import json
 import re
 from pathlib import Path
 
-from ..benchmarks import BENCHMARKS, read_benchmarks, target_rows
+from ..benchmarks import BENCHMARKS, latest_benchmark, target_rows
 from ..core import atomic_write, project_root
-from ..record import Number, Record, RecordError, read_record
+from ..record import Number, Record, RecordError, fill, read_record, shown
 
 # %% auto #0
-__all__ = ['NOT_MEASURED', 'FINDINGS', 'PLACEHOLDER', 'RESULTS', 'FIGURES', 'PAPER_TEMPLATE', 'shown', 'order', 'finding_scaling',
-           'finding_frameworks', 'finding_loaders', 'finding_bf16', 'finding_prediction', 'finding_learnability',
-           'finding_vlm', 'finding_recorded', 'finding_duration', 'bench_text', 'fill_text', 'committed_record',
-           'readme_text', 'write_readme', 'figure_block', 'paper_markdown', 'write_paper']
+__all__ = ['NOT_MEASURED', 'FINDINGS', 'RESULTS', 'FIGURES', 'PAPER_TEMPLATE', 'order', 'finding_scaling', 'finding_frameworks',
+           'finding_loaders', 'finding_bf16', 'finding_prediction', 'finding_learnability', 'finding_vlm',
+           'finding_recorded', 'finding_duration', 'bench_text', 'fill_text', 'committed_record', 'readme_text',
+           'write_readme', 'figure_block', 'paper_markdown', 'write_paper']
 
 # %% ../../nbs/67_report.paper.ipynb #12d24660
-def shown(n: Number, unit: str = '') -> str:
-    "A number as printed, with its interval when it has one, flagged when it was measured on a busy machine."
-    iv = f' [{n.low:.3g}, {n.high:.3g}]' if n.low is not None and n.high is not None else ''
-    return f"{n.text}{' ' + unit if unit else ''}{iv}{' (measured on a busy machine)' if n.busy else ''}"
-
 def order(a: Number, b: Number) -> str:
     "'below', 'above' or 'overlap' by the intervals of `a` against `b`; 'unknown' when either has none."
     if None in (a.low, a.high, b.low, b.high) or a.value is None or b.value is None: return 'unknown'
@@ -122,28 +117,23 @@ FINDINGS = {'recorded': finding_recorded, 'duration': finding_duration, 'scaling
 # %% ../../nbs/67_report.paper.ipynb #cac3cf94
 def bench_text(name: str, path=None) -> str:
     "The newest `seemore_bench name` line with its machine and targets (BENCHMARKS.md has the dates), or its absence."
-    entries = [e for e in read_benchmarks(path).values() if e['name'] == name]
-    if not entries: return f'`seemore_bench {name}` has not been recorded yet'
-    e = max(entries, key=lambda e: e['date'])
+    e = latest_benchmark(name, path)
+    if e is None: return f'`seemore_bench {name}` has not been recorded yet'
     met = [r for r in target_rows(e) if r['met'] is not None]
     status = (f"; targets {'met' if all(r['met'] for r in met) else 'not all met'}" if met else '')
     line = re.sub(r' \(runs? [^)]*\)', '', e['line'])          # the repeats are in BENCHMARKS.md
     return f"`{line}` ({e['machine']['model']}{status})"
 
-PLACEHOLDER = re.compile(r'\{\{\s*([^}|\s]+)\s*(\|\s*interval\s*)?\}\}')
-
 def fill_text(text: str, rec: Record | None, bench_path=None) -> str:
-    "`text` with its placeholders filled from `rec` (None: no record yet) and the benchmark record."
-    def one(m):
-        key, interval = m.group(1), m.group(2)
+    "`text` with its placeholders filled from `rec` (None: no record yet) and the benchmark record (`05_record.fill`)."
+    def other(key):
         kind, _, name = key.partition(':')
         if kind == 'finding': return FINDINGS[name](rec if rec is not None else Record())
         if kind == 'bench': return bench_text(name, bench_path)
         if rec is None: return NOT_MEASURED
         if kind == 'meta': return str(rec.meta.get(name, 'unknown'))
-        n = rec[key]
-        return shown(n) if interval else n.text + (' (measured on a busy machine)' if n.busy else '')
-    return PLACEHOLDER.sub(one, text)
+        return None
+    return fill(text, rec, other)
 
 # %% ../../nbs/67_report.paper.ipynb #9dc27957
 RESULTS = 'figures/results.json'

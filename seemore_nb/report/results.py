@@ -162,8 +162,8 @@ def results_markdown(
         out += [recorded_table(nums[cols], rec, 'runs', lambda r: f"{r['cell']}/r{r['repeat']}", FORMATS,
                                RUN_COLUMNS, **{k: (lambda r, k=k: where[r['run_id']][k]) for k in
                                                ('runs', 'machine', 'busy')}), '']
-        busy = [(c.name, c.run.folder.name, (c.run.complete.get('load') or {}))
-                for c in cells.itertuples() if (c.run.complete.get('load') or {}).get('busy')]
+        busy = [(c.name, c.run.folder.name, c.run.complete['load'])
+                for c in cells.itertuples() if where[c.run.folder.name]['busy']]
         if busy:
             share = busy[0][2]['threshold']
             table = pd.DataFrame([(cell, run, load['others_share']) for cell, run, load in busy],
