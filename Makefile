@@ -30,16 +30,19 @@ reproduce: $(STAMP)
 	$(BIN)/seemore_reproduce --config $(PROFILE)
 
 # Gates, in order: the library is in sync with the notebooks, the notebooks are clean,
-# the notebook tests pass, the integration tests pass.
+# the notebook tests pass, the integration tests pass. `make test RECORD=1` also records how long the gates took
+# (seemore_bench suite: figures/benchmarks.json, BENCHMARKS.md and the README's line).
 tree_hash = find seemore_nb nbs -type f \( -name '*.py' -o -name '*.ipynb' \) -not -path '*/.ipynb_checkpoints/*' | LC_ALL=C sort | xargs sha1sum | sha1sum
 
 test: $(STAMP)
+	@mkdir -p .cache && date +%s > .cache/make-test.started
 	@before=$$($(tree_hash)); $(BIN)/nbdev_export; \
 	  if [ "$$before" != "$$($(tree_hash))" ]; then echo "FAIL: nbdev_export changed seemore_nb/: export the notebooks and commit nbs/ and seemore_nb/ together"; exit 1; fi
 	@before=$$($(tree_hash)); $(BIN)/nbdev_clean; \
 	  if [ "$$before" != "$$($(tree_hash))" ]; then echo "FAIL: nbdev_clean changed notebooks: run nbdev_clean and commit the cleaned notebooks"; exit 1; fi
 	OMP_NUM_THREADS=1 $(BIN)/nbdev_test --n_workers 2
 	$(BIN)/python -m pytest -q --durations=12 tests
+	@if [ -n "$(RECORD)" ]; then $(BIN)/seemore_bench suite --seconds $$(( $$(date +%s) - $$(cat .cache/make-test.started) )); fi
 
 # Every CPU benchmark, each in its own process, recorded in figures/benchmarks.json and BENCHMARKS.md; then their
 # targets: exit 1 naming any missed (04_benchmarks). Run it on a quiet machine: a busy one slows every rate.

@@ -12,12 +12,13 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .core import SeemoreError, atomic_write
+from .core import SeemoreError, atomic_write, cpu_info
+from .style import machine_text
 
 # %% auto #0
-__all__ = ['KINDS', 'SCHEMA', 'NEEDED', 'TOLERANCE', 'KIND_NAMES', 'ORDER', 'BUSY_FLAG', 'PLACEHOLDER', 'RecordError', 'Number',
-           'Record', 'similar', 'read_record', 'verdict', 'compare', 'summary_line', 'reproduction_markdown', 'shown',
-           'fill']
+__all__ = ['KINDS', 'SCHEMA', 'NEEDED', 'PARTS', 'TOLERANCE', 'KIND_NAMES', 'ORDER', 'BUSY_FLAG', 'PLACEHOLDER', 'RecordError',
+           'Number', 'Record', 'similar', 'read_record', 'here', 'save_table', 'merge_parts', 'verdict', 'compare',
+           'summary_line', 'reproduction_markdown', 'shown', 'fill']
 
 # %% ../nbs/05_record.ipynb #8fc4b30a
 KINDS = ('outcome', 'ratio', 'time')
@@ -95,10 +96,9 @@ def similar(key: str, keys, n: int = 3) -> list[str]:
 # %% ../nbs/05_record.ipynb #7b64dc58
 NEEDED = ('value', 'text', 'kind', 'machine')
 
-def read_record(path) -> Record:
-    "The record in `path` (a `results.json`); a `RecordError` naming the file and the fix when it is not one."
+def read_record(path, fix: str = 'give another with --against PATH, or delete it') -> Record:
+    "The record in `path` (a `results.json`); a `RecordError` naming the file and `fix` when it is not one."
     path = Path(path)
-    fix = 'give another with --against PATH, or delete it'
     try: data = json.loads(path.read_text())
     except FileNotFoundError: raise RecordError(f'{path}: no such results record; {fix}') from None
     except (ValueError, UnicodeDecodeError) as e:
@@ -115,6 +115,35 @@ def read_record(path) -> Record:
     rec.numbers = {k: Number(k, **{f: v for f, v in n.items() if f in fields}) for k, n in numbers.items()}
     rec.meta['written'] = data.get('written', '')
     return rec
+
+# %% ../nbs/05_record.ipynb #611676c0
+PARTS = 'records'
+
+def here(meta: dict | None = None) -> Record:
+    "An empty record of numbers measured on this machine."
+    return Record(machine=machine_text(cpu_info()), meta=meta)
+
+def save_table(figures_dir, name: str, text: str, rec: Record) -> Path:
+    "Write the table `text` as `<figures_dir>/<name>.md` and the record of its numbers as `records/<name>.json`."
+    figures_dir = Path(figures_dir)
+    rec.save(figures_dir/PARTS/f'{name}.json')
+    return atomic_write(figures_dir/f'{name}.md', lambda f: f.write(text), mode='w')
+
+def merge_parts(rec: Record, figures_dir) -> list[str]:
+    """Add the numbers of every table part in `<figures_dir>/records/` to `rec`; the problems, one line each (a part
+    that cannot be read; a key with another value there than in `rec`, whose number is kept)."""
+    problems = []
+    for path in sorted((Path(figures_dir)/PARTS).glob('*.json')):
+        try: part = read_record(path, f'draw the template that writes {path.stem}.md again, or delete it')
+        except RecordError as e:
+            problems.append(str(e)); continue
+        for key, n in part.numbers.items():
+            old = rec.numbers.get(key)
+            if old is None: rec.numbers[key] = n
+            elif (old.value, old.low, old.high) != (n.value, n.low, n.high):
+                problems.append(f'{path}: {key} is {n.text} there but {old.text} in this run; draw the template that '
+                                f'writes {path.stem}.md again (seemore_reproduce --redraw)')
+    return problems
 
 # %% ../nbs/05_record.ipynb #9a801b05
 TOLERANCE = {'outcome': 0.0, 'ratio': 0.10, 'time': 0.25}

@@ -56,6 +56,31 @@ def test_the_readme_python_example_is_the_tested_quick_start():
     assert f"```python\n{code[0]}\n```" in (ROOT/'README.md').read_text()
 
 
+def _flat(d):
+    for v in (d.values() if isinstance(d, dict) else d):
+        if isinstance(v, (dict, list)): yield from _flat(v)
+        else: yield str(v)
+
+
+def test_every_number_in_the_paper_comes_from_the_committed_record():
+    """The paper rendered from the committed results.json: each number in its text is a recorded number (or an end of
+    its interval), a config value, a signal strength of the control, or provenance; years and code spans aside."""
+    from seemore_nb.config import config_dict, load_config
+    from seemore_nb.report.paper import committed_record, paper_markdown
+    rec, cfg = committed_record(), load_config('cpu')
+    text = paper_markdown(rec, cfg, ROOT/'figures', 'reproduced 1 of 1 numbers')
+    number = r'(?<![\w.-])-?\d[\d.,]*%?'
+    allowed = {'1'} | set(_flat(config_dict(cfg))) | set(re.findall(number, ' '.join(_flat(rec.meta))))
+    for key, n in rec.numbers.items():
+        allowed |= {n.text} | ({f'{n.low:.3g}', f'{n.high:.3g}'} if n.low is not None else set())
+        if key.startswith('learnability/'): allowed.add(key.split('/')[1])
+    body = re.sub(r'!\[[^\]]*\]\([^)]*\)|`[^`]*`', '', text)          # figures and code spans: names, not numbers
+    numbers = [t.rstrip('.,') for t in re.findall(number, body)]
+    assert len(numbers) > 30
+    assert not [t for t in numbers if t not in allowed and not re.fullmatch(r'(19|20)\d\d', t)]
+    assert '{{' not in text and 'not measured yet' not in text
+
+
 def test_readme_gives_the_two_commands_and_ci_calls_the_test_one():
     text = (ROOT/'README.md').read_text()
     assert 'make reproduce' in text and 'make test' in text
@@ -85,6 +110,9 @@ def test_the_site_builds_offline_with_figures_tables_and_resolving_links(smoke, 
     assert '<table' in pages['index.html'] and 'make reproduce' in text['index.html']       # the landing page is index.ipynb
     assert 'def load_study_prices(cfg' in text['11_data.prices.html']                           # the API under its definition
     assert 'href="11_data.prices.html"' in pages['index.html']                                   # the navigation
+    paper = (out/'paper.html').read_text()                              # the paper, as the main job wrote it, with its figures
+    assert 'Stock spectrograms' in paper and 'href="paper.html"' in pages['index.html']
+    assert any((out/src).read_bytes()[:8] == b'\x89PNG\r\n\x1a\n' for src in re.findall(r'<img[^>]+src="([^"]+)"', paper))
     assert check_site(out) == []                                                            # links resolve, nothing remote
     again = _site(smoke, out)                                                                # a second build executes nothing
     assert again.returncode == 0 and '0 to execute' in again.stdout, again.stdout + again.stderr[-2000:]

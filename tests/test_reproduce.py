@@ -37,6 +37,11 @@ def test_smoke_grid_runs_every_template_and_draws_every_figure(smoke):
     assert not (smoke.figures/'REPRODUCTION.md').exists()
 
 
+def test_the_paper_places_every_figure_the_grid_draws():
+    from seemore_nb.report.paper import FIGURES as PLACED
+    assert set(FIGURES) <= set(PLACED), set(FIGURES) - set(PLACED)         # each with its caption in PAPER.md
+
+
 NUMBER = re.compile(r'^-?\d[\d.]*(e[+-]?\d+)?%?$')
 
 
@@ -75,6 +80,11 @@ def test_results_json_holds_every_number_of_results_md_with_its_schema(smoke):
     assert len(numbers) > 200 and {c for c, _ in numbers} >= {'samples/s', 'E', 'accuracy', 'ViT'}
     missing = [(c, v) for c, v in numbers if v not in printed]
     assert not missing, missing[:10]
+    for table in ('baselines', 'learnability'):         # the templates' tables: printed through parts of the record
+        part = read_record(smoke.figures/'records'/f'{table}.json')
+        assert len(part) > 10 and all(rec[k].text == n.text for k, n in part.numbers.items()), table
+        numbers = table_numbers((smoke.figures/f'{table}.md').read_text())
+        assert numbers and not [(c, v) for c, v in numbers if v not in {n.text for n in part.numbers.values()}], table
 
 
 def test_results_md_numbers_equal_the_run_folders(smoke):

@@ -169,12 +169,12 @@ def load_results(cfg: Config, vit: Path | None = None, plan: pd.DataFrame | None
     return _with_vit(res, vit, cfg) if vit is not None and vit.exists() else res
 
 # %% ../../nbs/64_report.baselines.ipynb #2ecd497a
-def metric_cell(row, key: str, rec: Record | None = None, name: str = '') -> str:
+def metric_cell(row, key: str, rec: Record | None = None, name: str = '', runs=()) -> str:
     """`value [low, high]` of `key` in a metrics row (with its `_low` and `_high`), or – when it is missing; kept
-    in the record `rec` (`05_record`) as `name` when given."""
+    in the record `rec` (`05_record`) as `name` (from `runs`) when given."""
     v = row.get(key, np.nan)
     if pd.isna(v): return '–'
-    return (rec or Record()).add(name or key, v, '{:.3f}', low=row[f'{key}_low'], high=row[f'{key}_high'])
+    return (rec or Record()).add(name or key, v, '{:.3f}', low=row[f'{key}_low'], high=row[f'{key}_high'], runs=runs)
 
 def auc_note(res: BaselineResults) -> str:
     """A note for the models whose AUC interval lies wholly under 0.5: the 20-day momentum's AUC on each split (from

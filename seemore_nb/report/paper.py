@@ -16,8 +16,9 @@ from ..record import Number, Record, RecordError, fill, read_record, shown
 # %% auto #0
 __all__ = ['NOT_MEASURED', 'FINDINGS', 'RESULTS', 'FIGURES', 'PAPER_TEMPLATE', 'order', 'finding_scaling', 'finding_frameworks',
            'finding_loaders', 'finding_bf16', 'finding_prediction', 'finding_learnability', 'finding_vlm',
-           'finding_recorded', 'finding_duration', 'bench_text', 'fill_text', 'committed_record', 'readme_text',
-           'write_readme', 'figure_block', 'paper_markdown', 'write_paper']
+           'finding_long_short', 'finding_horizons', 'finding_auc_check', 'finding_recorded', 'finding_duration',
+           'bench_text', 'fill_text', 'committed_record', 'readme_text', 'write_readme', 'figure_block',
+           'paper_markdown', 'write_paper']
 
 # %% ../../nbs/67_report.paper.ipynb #12d24660
 def order(a: Number, b: Number) -> str:
@@ -98,6 +99,64 @@ def finding_vlm(rec: Record) -> str:
     return (f'The Seemore VLM captions {em.text} of the test images exactly'
             + (f' (character error rate {cer.text}).' if cer is not None else '.'))
 
+def _listed(items, unit: str = '') -> str:
+    "'1, 5 and 10 days'."
+    items = [str(i) for i in items]
+    unit = unit[:-1] if items == ['1'] and unit.endswith('s') else unit
+    said = ', '.join(items[:-1]) + ' and ' + items[-1] if len(items) > 1 else ''.join(items)
+    return said + (f' {unit}' if unit else '')
+
+def finding_long_short(rec: Record) -> str:
+    "The ViT's long-short spread, by where its interval lies against zero."
+    got = _get(rec, 'baselines/vit_long_short/mean_return')
+    if got is None: return f'The ViT\'s long-short spread: {NOT_MEASURED}.'
+    vit = got[0]
+    where = ('unknown' if vit.low is None else 'above' if vit.low > 0 else 'below' if vit.high < 0 else 'contains')
+    said, interval = {'above': ('earned', ', an interval wholly above zero'),
+                      'below': ('lost', ', an interval wholly below zero'),
+                      'contains': ('returned', ', an interval that contains zero (no edge)'),
+                      'unknown': ('returned', '')}[where]
+    mom = rec.numbers.get('baselines/momentum_long_short/mean_return')
+    mom = f' (the 20-day momentum\'s spread: {shown(mom)})' if mom is not None and mom.value is not None else ''
+    return (f'Long the tickers the ViT scores highest and short the lowest, its spread {said} {shown(vit)} a year '
+            f'gross of costs{interval}{mom}.')
+
+def finding_horizons(rec: Record) -> str:
+    "The ViT at every label horizon (the horizons grid, run by hand) against the majority class and chance."
+    hs = sorted(int(k.split('/')[1]) for k in rec.numbers if re.fullmatch(r'horizons/\d+/vit/accuracy', k))
+    if not hs: return ('Every label horizon: not measured yet (the horizons grid is run by hand, '
+                       '`nbs/paper/74_horizons.ipynb`).')
+    acc = {h: (rec.numbers[f'horizons/{h}/vit/accuracy'], rec.numbers.get(f'horizons/{h}/majority/accuracy'))
+           for h in hs}
+    beat = [h for h, (v, m) in acc.items() if m is not None and v.low is not None and v.low > m.value]
+    worse = [h for h, (v, m) in acc.items() if m is not None and v.high is not None and v.high < m.value]
+    aucs = {h: rec.numbers.get(f'horizons/{h}/vit/auc') for h in hs}
+    above = [h for h, a in aucs.items() if a is not None and a.low is not None and a.low > .5]
+    below = [h for h, a in aucs.items() if a is not None and a.high is not None and a.high < .5]
+    out = (f'Trained again for each label horizon ({_listed(hs, "trading days")}), the ViT\'s accuracy beat the '
+           f'majority class at {_listed(beat, "days") if beat else "none of them"}'
+           + (f' and fell below it at {_listed(worse, "days")}' if worse else '') + '; its AUC interval lies ')
+    parts = [f'{side} 0.5 at {_listed(hs_, "days")} ({", ".join(shown(aucs[h]) for h in hs_)})'
+             for side, hs_ in (('above', above), ('below', below)) if hs_]
+    return out + (' and '.join(parts) if parts else 'around 0.5 (chance) at every horizon') + '.'
+
+def finding_auc_check(rec: Record) -> str:
+    "The AUC check (`nbs/paper/73_auc_check.ipynb`): the labels against the raw prices, the seeds, the split's trend."
+    got = _get(rec, 'auc_check/labels/mismatches', 'auc_check/labels/windows')
+    if got is None: return f'The check of the ViT\'s test AUC: {NOT_MEASURED}.'
+    bad, windows = got
+    labels = (f'every one of the {windows.text} window labels agrees with the raw prices' if bad.value == 0
+              else f'{bad.text} of {windows.text} window labels disagree with the raw prices')
+    seeds = _get(rec, 'auc_check/seeds_below_half', 'auc_check/seeds')
+    seeds = '' if seeds is None else (f'; {seeds[0].text} of {seeds[1].text} seeds of the 1-process run have a test '
+                                      'AUC interval wholly under 0.5')
+    trend = [rec.numbers.get(f'auc_check/auc/momentum-(last-20-day-return)/{s}') for s in ('train', 'val', 'test')]
+    way = lambda n: f"{'continued' if n.value > .5 else 'reversed'} (AUC {n.text})"
+    trend = ('' if any(n is None or n.value is None for n in trend) else
+             f'; the 20-day trend {way(trend[0])} on the training windows, {way(trend[1])} on validation and '
+             f'{way(trend[2])} on test')
+    return f'The check of the ViT\'s test AUC finds that {labels}{seeds}{trend}.'
+
 def finding_recorded(rec: Record) -> str:
     "Which run the findings come from."
     if not rec.meta.get('profile'):
@@ -111,14 +170,16 @@ def finding_duration(rec: Record) -> str:
 
 FINDINGS = {'recorded': finding_recorded, 'duration': finding_duration, 'scaling': finding_scaling,
             'frameworks': finding_frameworks, 'loaders': finding_loaders,
-            'bf16': finding_bf16, 'prediction': finding_prediction, 'learnability': finding_learnability,
+            'bf16': finding_bf16, 'prediction': finding_prediction, 'long_short': finding_long_short,
+            'horizons': finding_horizons, 'auc_check': finding_auc_check, 'learnability': finding_learnability,
             'vlm': finding_vlm}
 
 # %% ../../nbs/67_report.paper.ipynb #cac3cf94
 def bench_text(name: str, path=None) -> str:
     "The newest `seemore_bench name` line with its machine and targets (BENCHMARKS.md has the dates), or its absence."
     e = latest_benchmark(name, path)
-    if e is None: return f'`seemore_bench {name}` has not been recorded yet'
+    how = 'make test RECORD=1' if name == 'make-test' else f'seemore_bench {name}'     # the suite's time: the Makefile
+    if e is None: return f'`{how}` has not been recorded yet'
     met = [r for r in target_rows(e) if r['met'] is not None]
     status = (f"; targets {'met' if all(r['met'] for r in met) else 'not all met'}" if met else '')
     line = re.sub(r' \(runs? [^)]*\)', '', e['line'])          # the repeats are in BENCHMARKS.md
@@ -131,7 +192,9 @@ def fill_text(text: str, rec: Record | None, bench_path=None) -> str:
         if kind == 'finding': return FINDINGS[name](rec if rec is not None else Record())
         if kind == 'bench': return bench_text(name, bench_path)
         if rec is None: return NOT_MEASURED
-        if kind == 'meta': return str(rec.meta.get(name, 'unknown'))
+        if kind == 'meta':
+            v = rec.meta.get(name, 'unknown')
+            return ', '.join(f'{k} {x}' for k, x in v.items()) if isinstance(v, dict) else str(v)
         return None
     return fill(text, rec, other)
 
@@ -164,24 +227,38 @@ def write_readme() -> Path:
     return atomic_write(project_root()/'README.md', lambda f: f.write(text), mode='w')
 
 # %% ../../nbs/67_report.paper.ipynb #ba0b3d89
-FIGURES = {                       # figure: (caption, template, the grid cells it draws)
+FIGURES = {           # figure: (caption, template, the grid cells it draws or, ending in '/', its record keys)
     'prices_overview': ('Normalized prices, volume and the context series.', '10_prices_overview', ()),
     'spectrogram_gallery': ('The four images of an up and a down sample.', '20_spectrogram_gallery', ()),
     'fig01_total_time': ('Total training time by device count (PyTorch, store loader).', '50_scaling',
                          ('pt-store-1dev', 'pt-store-2dev')),
+    'fig03_throughput': ('Training throughput by device count.', '50_scaling', ('pt-store-1dev', 'pt-store-2dev')),
     'fig04_scaling_efficiency': ('Scaling efficiency E by device count.', '50_scaling',
                                  ('pt-store-1dev', 'pt-store-2dev')),
+    'fig05_epoch_time': ('Time per epoch.', '50_scaling', ('pt-store-1dev', 'pt-store-2dev')),
+    'fig06_iteration_breakdown': ('Where a training iteration goes, by device count.', '50_scaling',
+                                  ('pt-store-1dev', 'pt-store-2dev')),
+    'timing_breakdown': ('The per-iteration phases of both engines, run by run.', '40_timing_breakdown',
+                         ('pt-store-1dev', 'pt-store-2dev', 'tf-store-1dev', 'tf-store-2dev')),
     'fig02_pytorch_vs_tensorflow': ('PyTorch against TensorFlow, per-file loader and store.', '51_frameworks',
                                     ('pt-store-1dev', 'pt-store-2dev', 'tf-store-1dev', 'tf-store-2dev')),
-    'fig07_loaders_breakdown': ('Per-iteration time of the three loaders.', '52_loaders',
-                                ('pt-per_file-1dev', 'pt-parallel-1dev', 'pt-store-1dev')),
+    **{name: (caption, '52_loaders', ('pt-per_file-*', 'pt-parallel-*', 'pt-store-1dev', 'pt-store-2dev'))
+       for name, caption in (('fig07_loaders_breakdown', 'Where a training iteration goes, by loader.'),
+                             ('fig08_loaders_total_time', 'Total training time by loader.'),
+                             ('fig09_loaders_throughput', 'Training throughput by loader.'),
+                             ('fig10_loaders_efficiency', 'Scaling efficiency E by loader.'))},
     'amp_vs_fp32': ('bf16 against fp32 on one device.', '53_amp', ('pt-store-1dev', 'pt-store-bf16-1dev')),
     'classifier_curves': ('Loss and accuracy per epoch on 1 and 2 processes.', '30_classifier_curves',
                           ('learn-1dev', 'learn-2dev')),
     'baselines': ('Test accuracy of the ViT and the baselines, with intervals.', '70_baselines', ('learn-1dev',)),
-    'horizons': ('Every label horizon.', '74_horizons', ()),
+    'backtest': ("Cumulative return of each model's signals and their long-short spreads, gross of costs.",
+                 '71_backtest', ('learn-1dev',)),
+    'horizons': ('Test accuracy, balanced accuracy and AUC at every label horizon.', '74_horizons', ('horizons/',)),
+    'auc_check': ("The check of the ViT's test AUC: each split's AUC and the seeds' test AUC.", '73_auc_check',
+                  ('auc_check/',)),
     'learnability': ('Accuracy against the strength of a planted signal.', '72_learnability', ('control-*',)),
     'vlm_loss': ("The VLM's training and validation loss.", '60_vlm_loss', ('vlm',)),
+    'vlm_timing': ("The VLM's time per training iteration.", '61_vlm_timing', ('vlm',)),
     'vlm_samples': ('Test images with their true and greedy captions.', '62_vlm_samples', ('vlm',)),
 }
 
@@ -198,6 +275,8 @@ Daily prices of {{config:data.tickers}} from {{config:data.start}} to {{config:d
 `{{config:data.source}}`), with the S&P 500 and a volatility series as context. Windows of {{config:data.window}} days,
 labelled by the sign of the next {{config:data.label_horizon}} days' return, split chronologically.
 
+FIGURES:prices_overview
+
 ## Method
 
 Each window becomes four Morlet-CWT images ({{config:spectrogram.image_size}} px; `13_data.spectrogram`), kept in one
@@ -205,17 +284,27 @@ store at one byte per pixel (`16_data.store`). The ViT (`30_study.vit`) trains o
 (`24_engine.trainer`: DDP over gloo on CPU processes, resumable bit for bit) or its Keras twin under
 MirroredStrategy (`42_tf.trainer`).
 
+FIGURES:spectrogram_gallery
+
 ## Training time across device counts
 
 {{finding:scaling}} {{finding:frameworks}} {{finding:loaders}} {{finding:bf16}}
 
-FIGURES:fig01_total_time,fig04_scaling_efficiency,fig02_pytorch_vs_tensorflow,fig07_loaders_breakdown,amp_vs_fp32
+FIGURES:fig01_total_time,fig03_throughput,fig04_scaling_efficiency,fig05_epoch_time,fig06_iteration_breakdown
+
+FIGURES:timing_breakdown,fig02_pytorch_vs_tensorflow
+
+FIGURES:fig07_loaders_breakdown,fig08_loaders_total_time,fig09_loaders_throughput,fig10_loaders_efficiency,amp_vs_fp32
 
 ## Can the ViT predict the direction?
 
-{{finding:prediction}}
+{{finding:prediction}} {{finding:long_short}}
 
-FIGURES:classifier_curves,baselines,horizons
+{{finding:horizons}}
+
+{{finding:auc_check}}
+
+FIGURES:classifier_curves,baselines,backtest,horizons,auc_check
 
 ## Can it learn at all?
 
@@ -227,7 +316,7 @@ FIGURES:learnability
 
 {{finding:vlm}}
 
-FIGURES:vlm_loss,vlm_samples
+FIGURES:vlm_loss,vlm_timing,vlm_samples
 
 ## What differs from the original study
 
@@ -236,9 +325,10 @@ not measured (the `paper` profile runs them on a GPU machine).
 
 ## Reproducibility
 
-Commit `{{meta:commit}}`, Python {{meta:python}}, on {{meta:cpu}} (GPU: {{meta:gpu}}). `make reproduce` regenerates
-this text, every figure and `RESULTS.md`; `REPRODUCTION.md` judges each number against the previous record:
-REPRODUCED
+Commit `{{meta:commit}}`; Python {{meta:python}} with {{meta:packages}}; the runs on {{meta:cpu}} (GPU:
+{{meta:gpu}}). Two commands: `make reproduce` regenerates this text, every figure, `RESULTS.md` and `results.json`, the
+record of every number here ({{finding:duration}}), and `make test` runs the tests. `REPRODUCTION.md` judges each
+number against the record that was there before the run: REPRODUCED
 """
 
 def _config_value(cfg, key: str) -> str:
@@ -253,9 +343,9 @@ def figure_block(names: list[str], rec: Record, figures: Path) -> str:
     for name in names:
         caption, template, cells = FIGURES[name]
         if not (figures/f'{name}.png').exists(): continue
-        runs = sorted({r for k, n in rec.numbers.items() if k.startswith('runs/')
-                       and any(re.fullmatch(c.replace('*', '.*') + r'(-r\d+)?', k.split('/')[1]) for c in cells)
-                       for r in n.runs})
+        drew = lambda k: (any(k.startswith(c) for c in cells if c.endswith('/')) or k.startswith('runs/') and any(
+            re.fullmatch(c.replace('*', '.*') + r'(-r\d+)?', k.split('/')[1]) for c in cells))
+        runs = sorted({r for k, n in rec.numbers.items() if drew(k) for r in n.runs})
         said = f" Runs: {', '.join(f'`{r}`' for r in runs)}." if runs else ''
         out.append(f'![{caption}]({name}.png)\n\n*{caption} Template `nbs/paper/{template}.ipynb`.{said}*')
     return '\n\n'.join(out)

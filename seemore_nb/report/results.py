@@ -16,7 +16,8 @@ import numpy as np
 import pandas as pd
 
 from ..config import SeemoreError, atomic_write, config_dict, cpu_info, project_root
-from ..record import Record, RecordError, compare, read_record, reproduction_markdown, summary_line
+from ..record import Record, RecordError, compare, here, merge_parts, read_record
+from ..record import reproduction_markdown, summary_line
 from ..style import data_text, machine_text
 
 # %% auto #0
@@ -230,13 +231,13 @@ def results_markdown(
     return '\n'.join(out)
 
 def write_results(path, cfg, plan, drawn, outcomes, sections: dict | None = None, meta: dict | None = None) -> Record:
-    """Write RESULTS.md and, beside it, `results.json` (the record of every number it prints, with the provenance and
-    `meta`), atomically; the record."""
+    """Write RESULTS.md and, beside it, `results.json` (the record of every number it prints and of the tables the
+    templates wrote, `05_record.merge_parts`, with the provenance and `meta`), atomically; the record."""
     prov = provenance()
-    rec = Record(machine=machine_text(cpu_info()),
-                 meta=dict(profile=cfg.profile, commit=prov['commit'], python=prov['python'],
-                           packages=prov['packages'], cpu=prov['cpu'], gpu=prov['gpu'], **(meta or {})))
+    rec = here(dict(profile=cfg.profile, commit=prov['commit'], python=prov['python'], packages=prov['packages'],
+                    cpu=prov['cpu'], gpu=prov['gpu'], **(meta or {})))
     text = results_markdown(cfg, plan, drawn, outcomes, prov, sections, rec)
+    for problem in merge_parts(rec, Path(path).parent): print(f'warning: {problem}', flush=True)
     rec.save(Path(path).with_name('results.json'))
     atomic_write(path, lambda f: f.write(text), mode='w')
     return rec

@@ -21,7 +21,7 @@ from .gpu import alternate, bare_loop, engine_epoch
 # %% auto #0
 __all__ = ['TF_CELLS', 'benchmark_loader', 'format_loader_line', 'RGBArrays', 'benchmark_train', 'benchmark_ddp',
            'format_train_line', 'peak_tflops', 'benchmark_amp', 'fresh_run', 'benchmark_tf', 'grid_ratio',
-           'benchmark_tf_overhead', 'format_tf_line', 'record', 'readme', 'bench_config', 'main']
+           'benchmark_tf_overhead', 'format_tf_line', 'record', 'readme', 'bench_config', 'main', 'suite_line']
 
 # %% ../../nbs/81_tools.bench.ipynb #58c57b7c
 def _samples_per_second(new_loader, repeats: int) -> float:
@@ -291,8 +291,11 @@ def main(argv=None) -> int:
     "Console script `seemore_bench`: measure a target against its reference and print the ratio last."
     from seemore_nb.config import add_config_args, guarded
     parser = argparse.ArgumentParser(prog='seemore_bench', description=main.__doc__)
-    parser.add_argument('target', choices=['spectrogram', 'loader', 'train', 'amp', 'tf', 'gpu', 'store', 'check'],
-                        help='check: the CPU benchmarks\' targets against the record (exit 1 naming any missed)')
+    parser.add_argument('target', choices=['spectrogram', 'loader', 'train', 'amp', 'tf', 'gpu', 'store', 'check',
+                                           'suite'],
+                        help='check: the CPU benchmarks\' targets against the record (exit 1 naming any missed); '
+                             'suite: record how long `make test` took (`make test RECORD=1` gives --seconds)')
+    parser.add_argument('--seconds', type=float, help='suite: the seconds `make test` took')
     # --config (train: cpu, amp: paper, loader: the bench store), KEY=VALUE, --debug
     add_config_args(parser, default=None)
     parser.add_argument('--peak-tflops', type=float, help='device peak for MFU when it is not a known GPU')
@@ -311,6 +314,7 @@ def _run(args) -> int:
     if args.target == 'spectrogram' and (args.config or args.overrides):
         raise ConfigError('seemore_bench spectrogram measures fixed windows: it takes no --config or overrides')
     if args.target == 'check': return _check(args)
+    if args.target == 'suite': return _suite(args)
     if args.target == 'tf': return _run_tf(args)
     if args.target == 'store':                                # 18_data.store_bench: the build's growth
         from seemore_nb.data.store_bench import run_store_bench
@@ -359,6 +363,20 @@ def _run(args) -> int:
               f" per-file with uint8 items {r['per_file_uint8']:.0f}/s (store ratio"
               f" {r['store'] / r['per_file_uint8']:.1f}x)")
         print(format_loader_line(r)); record(args, 'loader', format_loader_line(r), r)
+    return 0
+
+def suite_line(seconds: float) -> str:
+    s = round(seconds)
+    return f'make test: every gate passed in {s // 60} min {s % 60} s (after the install)'
+
+def _suite(args) -> int:
+    "`seemore_bench suite --seconds N`: record how long `make test` took on this machine (the README's line)."
+    from seemore_nb.config import ConfigError
+    if args.seconds is None or args.seconds <= 0:
+        raise ConfigError('seemore_bench suite records how long `make test` took: run `make test RECORD=1`, or give '
+                          '--seconds N')
+    print(suite_line(args.seconds))
+    record(args, 'make-test', suite_line(args.seconds), dict(seconds=round(args.seconds)))
     return 0
 
 def _check(args) -> int:

@@ -208,6 +208,11 @@ def write_sources(pages: dict[str, Path], src: Path, figures: Path | None = None
     book = [(c, s) for c, s in docs_sections([n for n in names if '/' not in n])]
     templates = [n for n in names if n.startswith('paper/')]
     if templates: book.append(("The paper's figures, as the grid drew them", templates))
+    if figures and (figures/'PAPER.md').exists():              # the paper as the main job wrote it, its figures beside
+        text = re.sub(r'\]\(([\w.-]+\.png)\)', r'](figures/\1)', (figures/'PAPER.md').read_text())
+        paper = {'cells': [_markdown_cell(text)], 'metadata': {}, 'nbformat': 4, 'nbformat_minor': 5}
+        _write_if_changed(src/'paper.ipynb', nbformat.writes(nbformat.from_dict(paper)))
+        names.append('paper'); book.insert(0, ('The paper', ['paper']))
     for name, path in pages.items():
         nb = page(json.loads(Path(path).read_text()), flags)
         if name == 'index':                       # the README's page: its numbers filled as in README.md
