@@ -117,7 +117,7 @@ def finding_long_short(rec: Record) -> str:
                       'contains': ('returned', ', an interval that contains zero (no edge)'),
                       'unknown': ('returned', '')}[where]
     mom = rec.numbers.get('baselines/momentum_long_short/mean_return')
-    mom = f' (the 20-day momentum\'s spread: {shown(mom)})' if mom is not None and mom.value is not None else ''
+    mom = f'; the 20-day momentum\'s spread: {shown(mom)}' if mom is not None and mom.value is not None else ''
     return (f'Long the tickers the ViT scores highest and short the lowest, its spread {said} {shown(vit)} a year '
             f'gross of costs{interval}{mom}.')
 
