@@ -82,7 +82,7 @@ def test_results_json_holds_every_number_of_results_md_with_its_schema(smoke):
     assert not missing, missing[:10]
     for table in ('baselines', 'learnability'):         # the templates' tables: printed through parts of the record
         part = read_record(smoke.figures/'records'/f'{table}.json')
-        assert len(part) > 10 and all(rec[k].text == n.text for k, n in part.numbers.items()), table
+        assert len(part) >= 3 and all(rec[k].text == n.text for k, n in part.numbers.items()), table
         numbers = table_numbers((smoke.figures/f'{table}.md').read_text())
         assert numbers and not [(c, v) for c, v in numbers if v not in {n.text for n in part.numbers.values()}], table
 
