@@ -197,8 +197,9 @@ def reproduction_markdown(ref: Record, cur: Record, ref_path) -> str:
             '; *differs*: both shown; *other machine*: a time from another CPU, shown, not judged; *busy*: measured'
             ' on a busy machine, shown, not judged. Differences are findings, not failures.', '',
             '| number | kind | reference | this run | verdict |', '|---|---|---|---|---|']
-    return '\n'.join(head + [f"| `{r['key']}` | {r['kind']} | {r['reference']} | {r['this_run']} | {r['verdict']} |"
-                              for r in rows]) + '\n'
+    cell = lambda t: t.replace('|', '\\|')                        # a pipe in a key or text would split the row
+    return '\n'.join(head + [f"| `{cell(r['key'])}` | {r['kind']} | {cell(r['reference'])} | {cell(r['this_run'])} |"
+                              f" {r['verdict']} |" for r in rows]) + '\n'
 
 BUSY_FLAG = ' (measured on a busy machine)'
 PLACEHOLDER = re.compile(r'\{\{\s*([^}|\s]+)\s*(\|\s*interval\s*)?\}\}')

@@ -30,8 +30,8 @@ from .notebooks import (RUNNING_KERNEL, TRAIN_TEMPLATE, Outcome, drawings, failu
 from ..report.cells import GridError, grid_path, load_grid, save_plan
 
 # %% auto #0
-__all__ = ['CELL_CONFIG', 'figures_root', 'build_inputs', 'run_cell', 'check_only', 'reproduce', 'report', 'GridInterrupted',
-           'GridStop', 'continue_command', 'stopped_grid_message', 'main']
+__all__ = ['CELL_CONFIG', 'figures_root', 'build_inputs', 'run_cell', 'whole_job', 'check_only', 'reproduce', 'report',
+           'GridInterrupted', 'GridStop', 'continue_command', 'stopped_grid_message', 'main']
 
 # %% ../../nbs/73_orchestrate.reproduce.ipynb #7d38248d
 def figures_root(cfg, figures_dir=None) -> Path:
@@ -79,6 +79,12 @@ def _one_line_warnings():
     "Warnings as one line, without the source line under them, each shown once."
     warnings.formatwarning = lambda message, category, *a, **k: f'warning: {message}\n'
     warnings.simplefilter('once', UserWarning)
+
+def whole_job(outcomes: list[Outcome], only: str | None = None) -> bool:
+    """Whether the grid's `outcomes` are a whole main job, whose time the record keeps as the main job's: every row
+    trained here (none reused from an earlier job, none failed), not a `--only` subset."""
+    return not only and any(o.status == 'done' for o in outcomes) and all(
+        o.status == 'done' or o.status == 'skipped' and not o.detail.startswith('complete:') for o in outcomes)
 
 def check_only(only: str | None, cfg: Config, grid=None):
     "A `GridError` listing every cell and template when the `--only` patterns match none of them."
@@ -171,6 +177,7 @@ def reproduce(
     figures = figures_root(cfg, figures_dir)
     ref_path = resolve_path(against) if against else figures/'results.json'
     reference = read_reference(ref_path, given=bool(against))        # before this run writes its own
+    previous = reference[0] if not against else read_reference(figures/'results.json')[0]   # the last job's record
     if reference[0] is None and ref_path.exists(): print(f'seemore_reproduce: {reference[1]}', file=sys.stderr)
     full = grid_plan(cfg, grid, gpus=job_gpu_limit(executor, cfg))          # the plan, once: what runs, what draws
     plan = full[[not only or any(fnmatch.fnmatch(n, p) for p in only.split(',')) for n in full.name]]
@@ -184,7 +191,7 @@ def reproduce(
             if (plan.status.eq('todo') | plan.status.str.startswith('damaged')).any() or templates: build_inputs(cfg)
             save_config(cfg, out_dir/'config.yaml')
             _run_grid(plan, cfg, executor, stop, bar, outcomes)
-            trained = any(o.status == 'done' for o in outcomes)          # else the record keeps the last job's time
+            trained = whole_job(outcomes, only)                 # else the record keeps the last whole job's time
             plan = refresh_plan(full)                                            # every finished run
             params = dict(plan=str(save_plan(plan, out_dir/'plan.json')), figures_dir=str(figures))
             inputs = None if redraw or not templates else template_inputs(cfg, params)
@@ -204,7 +211,7 @@ def reproduce(
         stages = dict.fromkeys(plan.needs[(plan.kind == 'stage') & ~plan.status.str.startswith('skipped')])
         sections = {name: getattr(STAGES[name], 'results_section', None) for name in stages}
         try:
-            took, last = round(time.monotonic() - started), (reference[0].meta if reference[0] else {})
+            took, last = round(time.monotonic() - started), (previous.meta if previous else {})
             timed = (dict(duration=f'{took // 60} min {took % 60} s', seconds=took) if trained or 'seconds' not in last
                      else {k: last[k] for k in ('duration', 'seconds')})
             rec = write_results(figures/'RESULTS.md', cfg, plan, drawings(out_dir, figures), outcomes, sections, timed)

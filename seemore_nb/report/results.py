@@ -77,8 +77,8 @@ def unit_kind(column: str) -> tuple[str, str]:
     return ('', 'outcome')
 
 def slug(text) -> str:
-    "A key part: no spaces or slashes."
-    return re.sub(r'[\s/]+', '-', str(text).strip())
+    "A key part: no spaces, slashes, pipes or backticks (a key is a path, a table cell and a placeholder)."
+    return re.sub(r'[\s/|`]+', '-', str(text).strip())
 
 def recorded_table(df: pd.DataFrame, rec: Record, prefix: str, row_key, floats: dict | None = None, names=None,
                    runs=None, machine=None, busy=None) -> str:
