@@ -327,7 +327,7 @@ not measured (the `paper` profile runs them on a GPU machine).
 
 Commit `{{meta:commit}}`; Python {{meta:python}} with {{meta:packages}}; the runs on {{meta:cpu}} (GPU:
 {{meta:gpu}}). Two commands: `make reproduce` regenerates this text, every figure, `RESULTS.md` and `results.json`, the
-record of every number here ({{finding:duration}}), and `make test` runs the tests. `REPRODUCTION.md` judges each
+record of every number here, and `make test` runs the tests. {{finding:duration}} `REPRODUCTION.md` judges each
 number against the record that was there before the run: REPRODUCED
 """
 
