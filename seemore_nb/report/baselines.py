@@ -174,7 +174,8 @@ def metric_cell(row, key: str, rec: Record | None = None, name: str = '', runs=(
     in the record `rec` (`05_record`) as `name` (from `runs`) when given."""
     v = row.get(key, np.nan)
     if pd.isna(v): return '–'
-    return (rec or Record()).add(name or key, v, '{:.3f}', low=row[f'{key}_low'], high=row[f'{key}_high'], runs=runs)
+    rec = rec if rec is not None else Record()                    # an empty record is falsy: never `rec or …`
+    return rec.add(name or key, v, '{:.3f}', low=row[f'{key}_low'], high=row[f'{key}_high'], runs=runs)
 
 def auc_note(res: BaselineResults) -> str:
     """A note for the models whose AUC interval lies wholly under 0.5: the 20-day momentum's AUC on each split (from

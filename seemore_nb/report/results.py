@@ -100,7 +100,7 @@ def recorded_table(df: pd.DataFrame, rec: Record, prefix: str, row_key, floats: 
 def with_interval(row, metric: str, fmt: str, rec: Record | None = None, key: str = '', **where) -> str:
     """'median [low, high]' of a `summarize` row, '<value> (1 run)' without repeats, 'n/a' when not measured; kept in
     `rec` under `key` (with `where`: runs, machine, busy) when given."""
-    rec, (unit, kind) = rec or Record(), unit_kind(metric)
+    rec, (unit, kind) = rec if rec is not None else Record(), unit_kind(metric)
     v, lo, hi = row[metric], row[f'{metric}_low'], row[f'{metric}_high']
     one = row['repeats'] < 2 or not np.isfinite(v)
     text = rec.add(key or metric, v, fmt, low=None if one else lo, high=None if one else hi, unit=unit, kind=kind,
@@ -110,7 +110,7 @@ def with_interval(row, metric: str, fmt: str, rec: Record | None = None, key: st
 def interval_table(summary: pd.DataFrame, metrics: dict, fmt: str, rec: Record | None = None, where=None) -> str:
     """A table of `analysis.summarize` rows: cell, devices, repeats, and each metric (column: heading), with intervals;
     each number kept in `rec` as `timing/<cell>/<metric>` (`where(row)`: its runs, machine, busy)."""
-    rec, where = rec or Record(), where or (lambda r: {})
+    rec, where = rec if rec is not None else Record(), where or (lambda r: {})
     rows = [dict(cell=r['cell'], devices=r['devices'], repeats=r['repeats'],
                  **{head: with_interval(r, m, fmt, rec, f"timing/{slug(r['cell'])}/{m}", **where(r))
                     for m, head in metrics.items()}) for _, r in summary.iterrows()]
