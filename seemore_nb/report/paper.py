@@ -9,7 +9,7 @@ import json
 import re
 from pathlib import Path
 
-from ..benchmarks import BENCHMARKS, latest_benchmark, target_rows
+from ..benchmarks import BENCHMARKS, command_of, latest_benchmark, target_rows
 from ..core import atomic_write, project_root
 from ..record import Number, Record, RecordError, fill, read_record, shown
 
@@ -178,8 +178,7 @@ FINDINGS = {'recorded': finding_recorded, 'duration': finding_duration, 'scaling
 def bench_text(name: str, path=None) -> str:
     "The newest `seemore_bench name` line with its machine and targets (BENCHMARKS.md has the dates), or its absence."
     e = latest_benchmark(name, path)
-    how = 'make test RECORD=1' if name == 'make-test' else f'seemore_bench {name}'     # the suite's time: the Makefile
-    if e is None: return f'`{how}` has not been recorded yet'
+    if e is None: return f'`{command_of(name)}` has not been recorded yet'
     met = [r for r in target_rows(e) if r['met'] is not None]
     status = (f"; targets {'met' if all(r['met'] for r in met) else 'not all met'}" if met else '')
     line = re.sub(r' \(runs? [^)]*\)', '', e['line'])          # the repeats are in BENCHMARKS.md
