@@ -187,9 +187,10 @@ def summary_line(rows: list[dict]) -> str:
 # %% ../nbs/05_record.ipynb #1619c9dd
 ORDER = ('differs', 'busy', 'other machine', 'within', 'same', 'new', 'gone')
 
-def reproduction_markdown(ref: Record, cur: Record, ref_path) -> str:
-    "The text of REPRODUCTION.md: the summary line, then every number with both values and its verdict."
-    rows = sorted(compare(ref, cur), key=lambda r: (ORDER.index(r['verdict']), r['key']))
+def reproduction_markdown(ref: Record, cur: Record, ref_path, rows: list[dict] | None = None) -> str:
+    """The text of REPRODUCTION.md: the summary line, then every number with both values and its verdict (`rows`:
+    `compare(ref, cur)` when the caller has it)."""
+    rows = sorted(compare(ref, cur) if rows is None else rows, key=lambda r: (ORDER.index(r['verdict']), r['key']))
     head = ['# Reproduction', '', f'This run against `{ref_path}` (written {ref.meta.get("written", "?")}, commit'
             f' `{ref.meta.get("commit", "?")}`), number by number: **{summary_line(rows)}**.', '',
             'Verdicts (`05_record`): *same*: equal at the printed precision; *within*: the intervals overlap or,'

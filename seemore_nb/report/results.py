@@ -260,9 +260,10 @@ def write_reproduction(rec: Record, reference: tuple, ref_path, path) -> str:
         return why
     shown = Path(ref_path).resolve()
     if shown.is_relative_to(project_root()): shown = shown.relative_to(project_root())      # no machine's own path
-    text = reproduction_markdown(ref, rec, shown)
+    rows = compare(ref, rec)                                       # once, for the report and its line
+    text = reproduction_markdown(ref, rec, shown, rows)
     atomic_write(path, lambda f: f.write(text), mode='w')
-    return f'{summary_line(compare(ref, rec))} ({Path(path).name})'
+    return f'{summary_line(rows)} ({Path(path).name})'
 
 def read_results_table(path, heading: str = '## Runs') -> pd.DataFrame:
     "A table of RESULTS.md back as a DataFrame of strings (for checks)."
